@@ -1,0 +1,47 @@
+# ferrogate: the two commands are `make serve` and `make test`.
+# Everything else is a building block of those two.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEPS   := $(VENV)/.deps-installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: serve test build setup test-rust test-python lint fmt clean
+
+## Create the virtualenv with the build and test tools.
+$(DEPS): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "maturin>=1.9,<2" "pytest>=8" "pytest-asyncio>=0.24" "openai>=1.40" "anthropic>=0.40" "PyYAML>=6"
+	touch $(DEPS)
+
+setup: $(DEPS)
+
+## Build the wheel and install it into the virtualenv (as `pip install .` does for users).
+build: $(DEPS)
+	$(BIN)/pip install -q --no-deps --force-reinstall .
+
+## Run the gateway with its built-in defaults (providers from their standard environment variables).
+serve: build
+	$(BIN)/ferrogate serve --host $(HOST) --port $(PORT)
+
+## Every test: Rust unit and integration tests, then the Python suites against the installed wheel.
+test: build test-rust test-python
+
+test-rust:
+	cargo test --release --all-targets
+
+test-python: build
+	$(BIN)/python -m pytest -q
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets --features python -- -D warnings
+
+fmt:
+	cargo fmt
+
+clean:
+	rm -rf $(VENV) target

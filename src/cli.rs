@@ -1,0 +1,259 @@
+//! The `ferrogate` command line: `serve`, `mock-upstream`, `check-config`. The Python console
+//! script and `python -m ferrogate` call [`run`]; so does the Rust binary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::mock::{MockOptions, RunningMock};
+use crate::server;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ferrogate",
+    version,
+    about = "A fast LLM gateway: one OpenAI-compatible API in front of many providers."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway's HTTP server (OpenAI-compatible API).
+    Serve(ServeArgs),
+    /// Run a mock LLM provider speaking the providers' wire formats, to test or rehearse a setup.
+    MockUpstream(MockArgs),
+    /// Validate a config file and print the resolved providers.
+    CheckConfig {
+        /// JSON or YAML config file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Config file (JSON or YAML). Default: $FERROGATE_CONFIG, else built-in defaults.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides server.host).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on (overrides server.port).
+    #[arg(long, short)]
+    port: Option<u16>,
+    /// Log level or filter, e.g. `debug` or `info,ferrogate=debug` (overrides logging.level).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct MockArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, short, default_value_t = 9090)]
+    port: u16,
+    /// Delay added before every answer, in milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    latency_ms: f64,
+    /// Fraction of requests (0 to 1) answered with --error-status.
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// HTTP status of injected errors (429 also sends Retry-After).
+    #[arg(long, default_value_t = 500)]
+    error_status: u16,
+    /// Require this API key (as a real provider would).
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Pause between streamed chunks, in milliseconds.
+    #[arg(long, default_value_t = 0.0)]
+    chunk_delay_ms: f64,
+    /// Embedding size when a request does not set `dimensions`.
+    #[arg(long, default_value_t = 16)]
+    embedding_dims: usize,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(args: Vec<String>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Serve(a) => serve(a),
+        Command::MockUpstream(a) => mock_upstream(a),
+        Command::CheckConfig { file } => check_config(file),
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ferrogate-worker")
+        .build()
+}
+
+/// The config a server starts with: `--config`, else `$FERROGATE_CONFIG`, else defaults.
+pub fn load_config(path: Option<PathBuf>) -> Result<Config, String> {
+    let path = path.or_else(|| {
+        std::env::var_os("FERROGATE_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    match path {
+        Some(p) => Config::from_file(&p).map_err(|e| e.to_string()),
+        None => Ok(Config::default()),
+    }
+}
+
+fn serve(args: ServeArgs) -> i32 {
+    let mut config = match load_config(args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferrogate: {e}");
+            return 2;
+        }
+    };
+    if let Some(h) = args.host {
+        config.server.host = h;
+    }
+    if let Some(p) = args.port {
+        config.server.port = p;
+    }
+    if let Some(l) = args.log_level {
+        config.logging.level = l;
+    }
+    crate::telemetry::init_logging(&config.logging);
+    let (host, port) = (config.server.host.clone(), config.server.port);
+    let drain = config.server.shutdown_timeout.0;
+    let gateway = match Gateway::new(config) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("ferrogate: invalid config: {e}");
+            return 2;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferrogate: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match server::bind(&host, port).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("ferrogate: {e}");
+                return 1;
+            }
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let snapshot = gateway.snapshot();
+        let active: Vec<String> = {
+            let mut v: Vec<String> = snapshot.providers.iter().filter(|p| p.active).map(|p| p.name.to_string()).collect();
+            v.sort();
+            v
+        };
+        tracing::info!(address = %addr, providers = ?active, "ferrogate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+        eprintln!("ferrogate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+        match server::serve(gateway, listener, server::shutdown_signal(), drain).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ferrogate: server error: {e}");
+                1
+            }
+        }
+    })
+}
+
+fn mock_upstream(a: MockArgs) -> i32 {
+    if !(0.0..=1.0).contains(&a.error_rate) {
+        eprintln!("ferrogate mock-upstream: --error-rate must be between 0 and 1");
+        return 2;
+    }
+    if !(400..600).contains(&a.error_status) {
+        eprintln!("ferrogate mock-upstream: --error-status must be an HTTP error status (400-599)");
+        return 2;
+    }
+    if a.latency_ms < 0.0 || a.chunk_delay_ms < 0.0 {
+        eprintln!("ferrogate mock-upstream: delays must not be negative");
+        return 2;
+    }
+    let options = MockOptions {
+        latency: Duration::from_secs_f64(a.latency_ms / 1000.0),
+        error_rate: a.error_rate,
+        error_status: a.error_status,
+        api_key: a.api_key,
+        chunk_delay: Duration::from_secs_f64(a.chunk_delay_ms / 1000.0),
+        embedding_dims: a.embedding_dims.max(1),
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferrogate: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async move {
+        let mock = match RunningMock::start(options, &a.host, a.port).await {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("ferrogate mock-upstream: {e}");
+                return 1;
+            }
+        };
+        eprintln!(
+            "ferrogate mock-upstream listening on {} (OpenAI API under /v1)",
+            mock.base_url()
+        );
+        server::shutdown_signal().await;
+        mock.stop().await;
+        0
+    })
+}
+
+fn check_config(file: PathBuf) -> i32 {
+    let config = match Config::from_file(&file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferrogate: {e}");
+            return 2;
+        }
+    };
+    match Gateway::new(config) {
+        Ok(g) => {
+            let snapshot = g.snapshot();
+            println!("{}: valid", file.display());
+            let mut providers: Vec<_> = snapshot.providers.iter().filter(|p| p.active).collect();
+            providers.sort_by(|a, b| a.name.cmp(&b.name));
+            for p in providers {
+                let keys: Vec<&str> = p.keys.all().iter().map(|k| k.name.as_ref()).collect();
+                println!(
+                    "  {:<12} {} {} (base URL from {}), keys: {}",
+                    p.name,
+                    p.api.as_str(),
+                    p.base_url,
+                    p.base_url_source,
+                    if keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                );
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("ferrogate: {e}");
+            2
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! The gateway's configuration: its schema, loading from JSON or YAML files (or a Python dict),
+//! and validation. Every error names the field at fault (`providers.openai.timeouts.request`).
+//!
+//! Nothing here is required: an empty config is a working gateway that reads each provider's
+//! standard environment variables (zero-config start).
+
+mod types;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use types::{ByteSize, Dur, parse_byte_size, parse_duration};
+
+use crate::providers::ApiKind;
+use crate::providers::presets;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Providers by name. A built-in name (`openai`, `groq`...) starts from its preset; any other
+    /// name defines a custom provider, which needs an `api` and a `base_url`.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Public model names mapped to `provider/model` targets, e.g. `fast: groq/llama-3.1-8b-instant`.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+    /// Provider for model names without a `provider/` prefix that no alias or known model family
+    /// claims. Without it such names are rejected with 404.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_provider: Option<String>,
+    /// Timeouts for every provider unless the provider overrides them.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Largest accepted request body; larger bodies get 413.
+    #[serde(default = "default_max_body")]
+    pub max_request_body: ByteSize,
+    /// How long SIGINT/SIGTERM waits for in-flight requests before exiting anyway.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Dur,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    8080
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(32 * 1024 * 1024)
+}
+fn default_shutdown_timeout() -> Dur {
+    Dur::secs(30)
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            host: default_host(),
+            port: default_port(),
+            max_request_body: default_max_body(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// TCP + TLS connection establishment.
+    #[serde(default = "default_connect")]
+    pub connect: Dur,
+    /// The whole upstream call: until the full response for non-streamed calls, until the first
+    /// byte of the body for streamed ones.
+    #[serde(default = "default_request")]
+    pub request: Dur,
+    /// Longest silence between two chunks of a stream before it is abandoned.
+    #[serde(default = "default_stream_idle")]
+    pub stream_idle: Dur,
+}
+
+fn default_connect() -> Dur {
+    Dur::secs(10)
+}
+fn default_request() -> Dur {
+    Dur::secs(600)
+}
+fn default_stream_idle() -> Dur {
+    Dur::secs(120)
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: default_connect(),
+            request: default_request(),
+            stream_idle: default_stream_idle(),
+        }
+    }
+}
+
+/// Per-provider timeout overrides; unset fields fall back to the gateway-wide `timeouts`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_idle: Option<Dur>,
+}
+
+impl TimeoutOverrides {
+    pub fn over(&self, base: &Timeouts) -> Timeouts {
+        Timeouts {
+            connect: self.connect.unwrap_or(base.connect),
+            request: self.request.unwrap_or(base.request),
+            stream_idle: self.stream_idle.unwrap_or(base.stream_idle),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Wire format. Defaults to the preset's for built-in names and to `openai` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The provider's API key, inline or as `env.VAR_NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    /// Extra headers sent with every request to this provider (values may be `env.VAR`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
+    /// Models advertised by `GET /v1/models` as `provider/model`. When empty, the list is asked
+    /// from the provider itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter directive.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: default_log_level(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, pretty otherwise.
+    #[default]
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// A config that cannot be used, with the field at fault in the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads a `.json`, `.yaml` or `.yml` file (other extensions: JSON, then YAML).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        Config::from_text(&text, ext)
+            .map_err(|e| ConfigError(format!("invalid config file {}: {}", path.display(), e.0)))
+    }
+
+    /// Parses config text; `format_hint` is a file extension (`json`, `yaml`, `yml`) or empty.
+    pub fn from_text(text: &str, format_hint: &str) -> Result<Config, ConfigError> {
+        let value: serde_json::Value = match format_hint {
+            "json" => serde_json::from_str(text)
+                .map_err(|e| ConfigError(format!("not valid JSON: {e}")))?,
+            "yaml" | "yml" => serde_yaml_ng::from_str(text)
+                .map_err(|e| ConfigError(format!("not valid YAML: {e}")))?,
+            _ => match serde_json::from_str(text) {
+                Ok(v) => v,
+                Err(_) => serde_yaml_ng::from_str(text)
+                    .map_err(|e| ConfigError(format!("neither valid JSON nor valid YAML: {e}")))?,
+            },
+        };
+        // An empty YAML document is an empty config.
+        let value = if value.is_null() {
+            serde_json::json!({})
+        } else {
+            value
+        };
+        Config::from_value(value)
+    }
+
+    /// Builds a config from an already-parsed JSON value (a Python dict arrives this way).
+    pub fn from_value(value: serde_json::Value) -> Result<Config, ConfigError> {
+        if !value.is_object() {
+            return Err(ConfigError(
+                "the config must be an object (a mapping of settings)".into(),
+            ));
+        }
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError(format!("{path}: {}", e.into_inner()))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the schema alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |field: String, msg: String| Err(ConfigError(format!("{field}: {msg}")));
+        for (name, p) in &self.providers {
+            let field = format!("providers.{name}");
+            if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
+                return err(
+                    field,
+                    "a provider name must be non-empty, without `/` or spaces".into(),
+                );
+            }
+            if let Some(url) = &p.base_url {
+                validate_base_url(url).or_else(|m| err(format!("{field}.base_url"), m))?;
+            } else if presets::find(name).is_none() {
+                return err(
+                    format!("{field}.base_url"),
+                    format!(
+                        "required: `{name}` is not a built-in provider (built-in: {})",
+                        presets::names().join(", ")
+                    ),
+                );
+            }
+            for header in p.headers.keys() {
+                if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                    return err(
+                        format!("{field}.headers"),
+                        format!("invalid header name {header:?}"),
+                    );
+                }
+            }
+        }
+        for (alias, target) in &self.aliases {
+            let field = format!("aliases.{alias}");
+            let Some((provider, model)) = target.split_once('/') else {
+                return err(
+                    field,
+                    format!("target {target:?} must be written `provider/model`"),
+                );
+            };
+            if model.is_empty() {
+                return err(field, format!("target {target:?} has an empty model name"));
+            }
+            if !self.knows_provider(provider) {
+                return err(
+                    field,
+                    format!(
+                        "unknown provider `{provider}` (known: {})",
+                        self.provider_names().join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(p) = &self.default_provider
+            && !self.knows_provider(p)
+        {
+            return err(
+                "default_provider".into(),
+                format!(
+                    "unknown provider `{p}` (known: {})",
+                    self.provider_names().join(", ")
+                ),
+            );
+        }
+        if self.server.max_request_body.0 < 1024 {
+            return err(
+                "server.max_request_body".into(),
+                "must be at least 1024 bytes".into(),
+            );
+        }
+        Ok(())
+    }
+
+    pub fn knows_provider(&self, name: &str) -> bool {
+        self.providers.contains_key(name) || presets::find(name).is_some()
+    }
+
+    /// Built-in and configured provider names, sorted.
+    pub fn provider_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = presets::names().iter().map(|s| s.to_string()).collect();
+        for name in self.providers.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names.sort();
+        names
+    }
+}
+
+fn validate_base_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(format!("URL {url:?} must start with http:// or https://"));
+    }
+    if parsed.host().is_none() {
+        return Err(format!("URL {url:?} has no host"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_valid() {
+        let c = Config::from_text("", "yaml").unwrap();
+        assert_eq!(c.server.port, 8080);
+        assert_eq!(c.timeouts.request.0.as_secs(), 600);
+    }
+
+    #[test]
+    fn yaml_and_json_agree() {
+        let yaml = "providers:\n  groq:\n    api_key: gk\n    timeouts: {request: 30s}\naliases:\n  fast: groq/llama\n";
+        let json = r#"{"providers":{"groq":{"api_key":"gk","timeouts":{"request":30}}},"aliases":{"fast":"groq/llama"}}"#;
+        let a = Config::from_text(yaml, "yaml").unwrap();
+        let b = Config::from_text(json, "json").unwrap();
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            serde_json::to_value(&b).unwrap()
+        );
+        assert_eq!(
+            a.providers["groq"].timeouts.request.unwrap().0.as_secs(),
+            30
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e =
+            Config::from_text(r#"{"providers":{"openai":{"api_kye":"x"}}}"#, "json").unwrap_err();
+        assert!(
+            e.0.starts_with("providers.openai.api_kye: unknown field `api_kye`"),
+            "{}",
+            e.0
+        );
+        let e = Config::from_text(r#"{"server":{"port":"eighty"}}"#, "json").unwrap_err();
+        assert!(e.0.starts_with("server.port:"), "{}", e.0);
+        let e = Config::from_text(r#"{"providers":{"mine":{"api_key":"x"}}}"#, "json").unwrap_err();
+        assert!(
+            e.0.starts_with("providers.mine.base_url: required"),
+            "{}",
+            e.0
+        );
+        let e = Config::from_text(r#"{"aliases":{"x":"nope/m"}}"#, "json").unwrap_err();
+        assert!(
+            e.0.starts_with("aliases.x: unknown provider `nope`"),
+            "{}",
+            e.0
+        );
+        let e = Config::from_text(r#"{"providers":{"openai":{"base_url":"ftp://x"}}}"#, "json")
+            .unwrap_err();
+        assert!(e.0.starts_with("providers.openai.base_url:"), "{}", e.0);
+        let e = Config::from_text(r#"{"timeouts":{"request":"soon"}}"#, "json").unwrap_err();
+        assert!(
+            e.0.starts_with("timeouts.request: invalid duration"),
+            "{}",
+            e.0
+        );
+        let e = Config::from_text(
+            r#"{"providers":{"openai":{"api_key":"env.FERROGATE_NOT_SET_X"}}}"#,
+            "json",
+        )
+        .unwrap_err();
+        assert!(
+            e.0.contains("providers.openai.api_key") && e.0.contains("FERROGATE_NOT_SET_X"),
+            "{}",
+            e.0
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_when_serialized() {
+        let c =
+            Config::from_text(r#"{"providers":{"openai":{"api_key":"sk-abc"}}}"#, "json").unwrap();
+        let out = serde_json::to_string(&c).unwrap();
+        assert!(!out.contains("sk-abc"));
+        assert!(out.contains("[REDACTED]"));
+    }
+}

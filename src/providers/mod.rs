@@ -1,0 +1,322 @@
+//! Provider adapters. Each native API has one file with its pure translations (canonical <->
+//! native) and a [`Provider`] implementation that sends them; [`ApiKind`] dispatches to them.
+//! A [`ProviderRuntime`] is one configured provider: its base URL, keys, timeouts and HTTP client.
+
+pub mod openai;
+pub mod presets;
+pub mod stream;
+pub mod transport;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use transport::upstream_client;
+
+use crate::config::{Config, ConfigError, ProviderConfig, Timeouts};
+use crate::error::Result;
+use crate::router::keys::{KeyPool, NamedKey};
+use crate::schema::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
+};
+use crate::secret::Secret;
+
+pub use presets::Preset;
+
+/// A stream of canonical chunks from one upstream call.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatChunk>> + Send>>;
+
+/// The wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ApiKind {
+    /// OpenAI Chat Completions, also spoken by the OpenAI-compatible family.
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+impl ApiKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKind::OpenAi => "openai",
+        }
+    }
+}
+
+/// One request to one upstream, with everything an adapter needs besides the request itself.
+/// `req.model` already holds the provider's own model id when an adapter sees the request.
+pub struct Call<'a> {
+    pub provider: &'a ProviderRuntime,
+    pub key: Option<&'a Secret>,
+    pub base_url: &'a str,
+    pub timeouts: Timeouts,
+    /// Headers the caller asked to add to this request.
+    pub extra_headers: &'a [(String, String)],
+}
+
+/// What every adapter does. Implementations hold no per-request state; everything arrives in the
+/// [`Call`].
+pub trait Provider {
+    fn chat(
+        &self,
+        call: &Call<'_>,
+        req: &ChatRequest,
+    ) -> impl Future<Output = Result<ChatResponse>> + Send;
+    fn chat_stream(
+        &self,
+        call: &Call<'_>,
+        req: &ChatRequest,
+    ) -> impl Future<Output = Result<ChunkStream>> + Send;
+    fn embeddings(
+        &self,
+        call: &Call<'_>,
+        req: &EmbeddingRequest,
+    ) -> impl Future<Output = Result<EmbeddingResponse>> + Send;
+    fn list_models(&self, call: &Call<'_>) -> impl Future<Output = Result<Vec<Model>>> + Send;
+}
+
+impl ApiKind {
+    pub async fn chat(self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatResponse> {
+        match self {
+            ApiKind::OpenAi => openai::OpenAi.chat(call, req).await,
+        }
+    }
+
+    pub async fn chat_stream(self, call: &Call<'_>, req: &ChatRequest) -> Result<ChunkStream> {
+        match self {
+            ApiKind::OpenAi => openai::OpenAi.chat_stream(call, req).await,
+        }
+    }
+
+    pub async fn embeddings(
+        self,
+        call: &Call<'_>,
+        req: &EmbeddingRequest,
+    ) -> Result<EmbeddingResponse> {
+        match self {
+            ApiKind::OpenAi => openai::OpenAi.embeddings(call, req).await,
+        }
+    }
+
+    pub async fn list_models(self, call: &Call<'_>) -> Result<Vec<Model>> {
+        match self {
+            ApiKind::OpenAi => openai::OpenAi.list_models(call).await,
+        }
+    }
+}
+
+/// Where configuration reads environment variables from (the process, or a map in tests).
+pub trait EnvSource {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl EnvSource for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+/// One provider, resolved from its preset, its config and the environment.
+#[derive(Debug)]
+pub struct ProviderRuntime {
+    pub name: Arc<str>,
+    pub api: ApiKind,
+    pub base_url: String,
+    pub keys: KeyPool,
+    /// Static headers from the config, sent on every request.
+    pub headers: Vec<(String, Secret)>,
+    pub timeouts: Timeouts,
+    pub client: reqwest::Client,
+    pub requires_key: bool,
+    pub stream_usage: bool,
+    /// Models from the config, advertised by `GET /v1/models`.
+    pub advertised_models: Vec<String>,
+    /// Configured, or credentials/base URL found in the environment: worth listing in `/v1/models`.
+    pub active: bool,
+    /// Where the base URL came from, for error messages (`OPENAI_BASE_URL`, `config`, `default`).
+    pub base_url_source: String,
+}
+
+impl ProviderRuntime {
+    pub fn build(
+        name: &str,
+        config: Option<&ProviderConfig>,
+        global: &Timeouts,
+        env: &dyn EnvSource,
+        shared_client: &reqwest::Client,
+    ) -> Result<ProviderRuntime, ConfigError> {
+        let preset = presets::find(name);
+        let api = config
+            .and_then(|c| c.api)
+            .or(preset.map(|p| p.api))
+            .unwrap_or(ApiKind::OpenAi);
+
+        let mut active = config.is_some();
+        let (base_url, base_url_source) = if let Some(url) = config.and_then(|c| c.base_url.clone())
+        {
+            (url, "config".to_string())
+        } else if let Some((var, url)) = preset.and_then(|p| first_var(env, p.base_url_vars)) {
+            active = true;
+            (url, var.to_string())
+        } else if let Some(p) = preset {
+            (p.base_url.to_string(), "default".to_string())
+        } else {
+            return Err(ConfigError(format!("providers.{name}.base_url: required")));
+        };
+        let base_url = base_url.trim_end_matches('/').to_string();
+
+        let mut keys = Vec::new();
+        if let Some(secret) = config.and_then(|c| c.api_key.clone()) {
+            keys.push(NamedKey::new("default", secret));
+        } else if let Some((var, value)) = preset.and_then(|p| first_var(env, p.key_vars)) {
+            active = true;
+            keys.push(NamedKey::new(var, Secret::new(value)));
+        }
+
+        let timeouts = config.map(|c| c.timeouts.over(global)).unwrap_or(*global);
+        let client = if timeouts.connect == global.connect {
+            shared_client.clone()
+        } else {
+            upstream_client(timeouts.connect.0).map_err(|e| {
+                ConfigError(format!("providers.{name}: cannot build HTTP client: {e}"))
+            })?
+        };
+
+        Ok(ProviderRuntime {
+            name: Arc::from(name),
+            api,
+            base_url,
+            keys: KeyPool::new(keys),
+            headers: config
+                .map(|c| {
+                    c.headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            timeouts,
+            client,
+            // A provider pointed somewhere other than its public default may be a local server.
+            requires_key: preset.is_some_and(|p| p.requires_key) && base_url_source == "default",
+            stream_usage: preset.is_none_or(|p| p.stream_usage),
+            advertised_models: config.map(|c| c.models.clone()).unwrap_or_default(),
+            active,
+            base_url_source,
+        })
+    }
+}
+
+fn first_var(env: &dyn EnvSource, vars: &[&'static str]) -> Option<(&'static str, String)> {
+    vars.iter().find_map(|v| env.var(v).map(|val| (*v, val)))
+}
+
+/// Every provider the gateway can reach: all built-in presets plus the configured ones.
+#[derive(Debug)]
+pub struct ProviderRegistry {
+    by_name: HashMap<Arc<str>, Arc<ProviderRuntime>>,
+    names: Vec<String>,
+}
+
+impl ProviderRegistry {
+    pub fn build(config: &Config, env: &dyn EnvSource) -> Result<ProviderRegistry, ConfigError> {
+        let shared = upstream_client(config.timeouts.connect.0)
+            .map_err(|e| ConfigError(format!("cannot build HTTP client: {e}")))?;
+        let mut by_name: HashMap<Arc<str>, Arc<ProviderRuntime>> = HashMap::new();
+        for name in config.provider_names() {
+            let runtime = ProviderRuntime::build(
+                &name,
+                config.providers.get(&name),
+                &config.timeouts,
+                env,
+                &shared,
+            )?;
+            by_name.insert(Arc::from(name.as_str()), Arc::new(runtime));
+        }
+        let mut names: Vec<String> = by_name.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        Ok(ProviderRegistry { by_name, names })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<ProviderRuntime>> {
+        self.by_name.get(name)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ProviderRuntime>> {
+        self.by_name.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn zero_config_reads_standard_variables() {
+        let e = env(&[
+            ("OPENAI_API_KEY", "sk-1"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
+            ("TOGETHERAI_API_KEY", "tk"),
+        ]);
+        let reg = ProviderRegistry::build(&Config::default(), &e).unwrap();
+        let openai = reg.get("openai").unwrap();
+        assert_eq!(openai.base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(openai.base_url_source, "OPENAI_BASE_URL");
+        assert!(openai.active);
+        assert!(
+            !openai.requires_key,
+            "a redirected base URL may be a keyless local server"
+        );
+        assert_eq!(openai.keys.len(), 1);
+        assert_eq!(&*openai.keys.first().unwrap().name, "OPENAI_API_KEY");
+        let together = reg.get("together").unwrap();
+        assert_eq!(&*together.keys.first().unwrap().name, "TOGETHERAI_API_KEY");
+        assert_eq!(together.base_url, "https://api.together.xyz/v1");
+        let groq = reg.get("groq").unwrap();
+        assert!(!groq.active && groq.requires_key && groq.keys.is_empty());
+        assert!(!reg.get("ollama").unwrap().requires_key);
+    }
+
+    #[test]
+    fn config_wins_over_environment() {
+        let config = Config::from_text(
+            r#"{"providers":{"openai":{"api_key":"sk-cfg","base_url":"http://h:1/v1"},
+                "mine":{"base_url":"http://m:2/v1","timeouts":{"connect":"1s"}}}}"#,
+            "json",
+        )
+        .unwrap();
+        let e = env(&[
+            ("OPENAI_API_KEY", "sk-env"),
+            ("OPENAI_BASE_URL", "http://other/v1"),
+        ]);
+        let reg = ProviderRegistry::build(&config, &e).unwrap();
+        let openai = reg.get("openai").unwrap();
+        assert_eq!(openai.base_url, "http://h:1/v1");
+        assert_eq!(openai.keys.first().unwrap().secret.expose(), "sk-cfg");
+        let mine = reg.get("mine").unwrap();
+        assert_eq!(mine.api, ApiKind::OpenAi);
+        assert_eq!(mine.timeouts.connect.0.as_secs(), 1);
+        assert!(reg.names().contains(&"mine".to_string()));
+    }
+}

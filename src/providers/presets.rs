@@ -1,0 +1,208 @@
+//! Built-in providers: where each one lives, which environment variables carry its credentials,
+//! and the quirks of its API that the adapters need to know.
+
+use super::ApiKind;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    pub name: &'static str,
+    pub api: ApiKind,
+    /// Default base URL; the API's paths (`/chat/completions`...) are appended to it.
+    pub base_url: &'static str,
+    /// Variables holding the API key, the conventional one first.
+    pub key_vars: &'static [&'static str],
+    /// Variables overriding the base URL, the conventional one first.
+    pub base_url_vars: &'static [&'static str],
+    /// Whether a call without any key is refused before it is sent (local servers need none).
+    pub requires_key: bool,
+    /// Whether the provider accepts `stream_options.include_usage` on streamed chat.
+    pub stream_usage: bool,
+    /// Model-name prefixes that identify this provider when a name has no `provider/` prefix.
+    pub model_families: &'static [&'static str],
+}
+
+const fn openai_compatible(
+    name: &'static str,
+    base_url: &'static str,
+    key_vars: &'static [&'static str],
+    base_url_vars: &'static [&'static str],
+) -> Preset {
+    Preset {
+        name,
+        api: ApiKind::OpenAi,
+        base_url,
+        key_vars,
+        base_url_vars,
+        requires_key: true,
+        stream_usage: true,
+        model_families: &[],
+    }
+}
+
+const fn local(mut p: Preset) -> Preset {
+    p.requires_key = false;
+    p
+}
+
+const fn without_stream_usage(mut p: Preset) -> Preset {
+    p.stream_usage = false;
+    p
+}
+
+pub static PRESETS: &[Preset] = &[
+    Preset {
+        model_families: &[
+            "gpt-",
+            "chatgpt-",
+            "o1",
+            "o3",
+            "o4",
+            "text-embedding-",
+            "davinci",
+            "babbage",
+            "omni-moderation",
+        ],
+        ..openai_compatible(
+            "openai",
+            "https://api.openai.com/v1",
+            &["OPENAI_API_KEY"],
+            &["OPENAI_BASE_URL", "OPENAI_API_BASE"],
+        )
+    },
+    openai_compatible(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        &["GROQ_API_KEY"],
+        &["GROQ_BASE_URL", "GROQ_API_BASE"],
+    ),
+    without_stream_usage(openai_compatible(
+        "mistral",
+        "https://api.mistral.ai/v1",
+        &["MISTRAL_API_KEY"],
+        &["MISTRAL_BASE_URL", "MISTRAL_API_BASE"],
+    )),
+    openai_compatible(
+        "deepseek",
+        "https://api.deepseek.com/v1",
+        &["DEEPSEEK_API_KEY"],
+        &["DEEPSEEK_BASE_URL", "DEEPSEEK_API_BASE"],
+    ),
+    openai_compatible(
+        "xai",
+        "https://api.x.ai/v1",
+        &["XAI_API_KEY"],
+        &["XAI_BASE_URL", "XAI_API_BASE"],
+    ),
+    openai_compatible(
+        "together",
+        "https://api.together.xyz/v1",
+        &[
+            "TOGETHER_API_KEY",
+            "TOGETHERAI_API_KEY",
+            "TOGETHER_AI_API_KEY",
+        ],
+        &[
+            "TOGETHER_BASE_URL",
+            "TOGETHER_API_BASE",
+            "TOGETHERAI_API_BASE",
+        ],
+    ),
+    openai_compatible(
+        "fireworks",
+        "https://api.fireworks.ai/inference/v1",
+        &[
+            "FIREWORKS_API_KEY",
+            "FIREWORKS_AI_API_KEY",
+            "FIREWORKSAI_API_KEY",
+        ],
+        &[
+            "FIREWORKS_BASE_URL",
+            "FIREWORKS_API_BASE",
+            "FIREWORKS_AI_API_BASE",
+        ],
+    ),
+    openai_compatible(
+        "openrouter",
+        "https://openrouter.ai/api/v1",
+        &["OPENROUTER_API_KEY", "OR_API_KEY"],
+        &["OPENROUTER_BASE_URL", "OPENROUTER_API_BASE"],
+    ),
+    without_stream_usage(openai_compatible(
+        "perplexity",
+        "https://api.perplexity.ai",
+        &["PERPLEXITY_API_KEY", "PERPLEXITYAI_API_KEY"],
+        &["PERPLEXITY_BASE_URL", "PERPLEXITY_API_BASE"],
+    )),
+    openai_compatible(
+        "cerebras",
+        "https://api.cerebras.ai/v1",
+        &["CEREBRAS_API_KEY"],
+        &["CEREBRAS_BASE_URL", "CEREBRAS_API_BASE"],
+    ),
+    local(openai_compatible(
+        "ollama",
+        "http://localhost:11434/v1",
+        &["OLLAMA_API_KEY"],
+        &["OLLAMA_BASE_URL", "OLLAMA_API_BASE"],
+    )),
+    local(openai_compatible(
+        "vllm",
+        "http://localhost:8000/v1",
+        &["VLLM_API_KEY", "HOSTED_VLLM_API_KEY"],
+        &["VLLM_BASE_URL", "VLLM_API_BASE", "HOSTED_VLLM_API_BASE"],
+    )),
+    local(openai_compatible(
+        "lmstudio",
+        "http://localhost:1234/v1",
+        &["LMSTUDIO_API_KEY", "LM_STUDIO_API_KEY"],
+        &[
+            "LMSTUDIO_BASE_URL",
+            "LM_STUDIO_API_BASE",
+            "LMSTUDIO_API_BASE",
+        ],
+    )),
+];
+
+pub fn find(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name == name)
+}
+
+pub fn names() -> Vec<&'static str> {
+    PRESETS.iter().map(|p| p.name).collect()
+}
+
+/// The built-in provider whose model family a bare model name belongs to (`gpt-4o` -> openai).
+pub fn infer_from_model(model: &str) -> Option<&'static Preset> {
+    PRESETS
+        .iter()
+        .find(|p| p.model_families.iter().any(|f| model.starts_with(f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_consistent() {
+        let mut seen = std::collections::HashSet::new();
+        for p in PRESETS {
+            assert!(seen.insert(p.name), "duplicate preset {}", p.name);
+            assert!(!p.key_vars.is_empty() && !p.base_url_vars.is_empty());
+            assert!(p.base_url.starts_with("http") && !p.base_url.ends_with('/'));
+            let prefix = p.name.to_uppercase();
+            assert_eq!(p.key_vars[0], format!("{prefix}_API_KEY"));
+            assert_eq!(p.base_url_vars[0], format!("{prefix}_BASE_URL"));
+        }
+        assert!(PRESETS.len() >= 13);
+    }
+
+    #[test]
+    fn inference() {
+        assert_eq!(infer_from_model("gpt-4o-mini").unwrap().name, "openai");
+        assert_eq!(
+            infer_from_model("text-embedding-3-small").unwrap().name,
+            "openai"
+        );
+        assert!(infer_from_model("llama-3").is_none());
+    }
+}

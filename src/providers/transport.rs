@@ -1,0 +1,388 @@
+//! HTTP plumbing shared by every adapter: the pooled client, sending with deadlines, mapping
+//! transport failures and upstream error statuses onto [`GatewayError`], and a body stream that
+//! enforces the first-byte and idle timeouts of streamed responses.
+
+use std::pin::Pin;
+use std::sync::Once;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http::HeaderMap;
+use tokio::time::{Instant, Sleep};
+
+use super::Call;
+use crate::error::{ErrorKind, GatewayError, Result};
+
+static CRYPTO: Once = Once::new();
+
+/// One pooled client per distinct connect timeout. TCP_NODELAY on: streamed chunks are small and
+/// must not wait for Nagle's algorithm.
+pub fn upstream_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    CRYPTO.call_once(|| {
+        // Another library in the process may have installed one already; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(concat!("ferrogate/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// A request builder for `{base_url}{path}` with the provider's static headers and the caller's
+/// extra headers. Authentication is added by the adapter, since each API does it differently.
+pub fn request(call: &Call<'_>, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    let mut url = String::with_capacity(call.base_url.len() + path.len());
+    url.push_str(call.base_url);
+    url.push_str(path);
+    let mut builder = call.provider.client.request(method, url);
+    for (name, value) in &call.provider.headers {
+        builder = builder.header(name.as_str(), value.expose());
+    }
+    for (name, value) in call.extra_headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+}
+
+pub fn json_post(call: &Call<'_>, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    request(call, reqwest::Method::POST, path)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+}
+
+/// A complete upstream answer.
+pub struct Fetched {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Sends and reads the whole body, all within the request timeout.
+pub async fn fetch(call: &Call<'_>, builder: reqwest::RequestBuilder) -> Result<Fetched> {
+    let limit = call.timeouts.request.0;
+    let work = async {
+        let resp = builder.send().await.map_err(|e| transport_error(call, e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| transport_error(call, e))?;
+        Ok(Fetched {
+            status,
+            headers,
+            body,
+        })
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(r) => r,
+        Err(_) => Err(timeout_error(call, limit)),
+    }
+}
+
+/// Sends and waits for the response head within the request timeout. The returned deadline is
+/// when the first body byte must have arrived (the rest of the same budget).
+pub async fn open(
+    call: &Call<'_>,
+    builder: reqwest::RequestBuilder,
+) -> Result<(reqwest::Response, Instant)> {
+    let limit = call.timeouts.request.0;
+    let deadline = Instant::now() + limit;
+    match tokio::time::timeout_at(deadline, builder.send()).await {
+        Ok(Ok(resp)) => Ok((resp, deadline)),
+        Ok(Err(e)) => Err(transport_error(call, e)),
+        Err(_) => Err(timeout_error(call, limit)),
+    }
+}
+
+/// Reads an error body (bounded by the request timeout) after a non-2xx streamed response head.
+pub async fn read_error_body(call: &Call<'_>, resp: reqwest::Response) -> Fetched {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = tokio::time::timeout(call.timeouts.request.0, resp.bytes())
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    Fetched {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn timeout_error(call: &Call<'_>, limit: Duration) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Timeout,
+        format!(
+            "provider `{}` did not answer within {:.1}s",
+            call.provider.name,
+            limit.as_secs_f64()
+        ),
+    )
+    .with_provider(call.provider.name.clone())
+}
+
+/// Maps a reqwest failure. URLs are stripped from the message: some APIs carry keys in them.
+pub fn transport_error(call: &Call<'_>, err: reqwest::Error) -> GatewayError {
+    let provider = &call.provider.name;
+    let kind_and_message = if err.is_timeout() {
+        (
+            ErrorKind::Timeout,
+            format!("provider `{provider}` timed out"),
+        )
+    } else if err.is_connect() {
+        (
+            ErrorKind::UpstreamConnection,
+            format!(
+                "cannot connect to provider `{provider}` at {}: {}",
+                redact_url(call.base_url),
+                error_chain(&err.without_url())
+            ),
+        )
+    } else {
+        (
+            ErrorKind::UpstreamConnection,
+            format!(
+                "connection to provider `{provider}` failed: {}",
+                error_chain(&err.without_url())
+            ),
+        )
+    };
+    GatewayError::new(kind_and_message.0, kind_and_message.1).with_provider(provider.clone())
+}
+
+/// The error and its sources, `outer: inner: innermost`, which is where the useful part
+/// ("connection refused") usually is.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// Scheme, host and port of a URL; never its query (which may hold a key).
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "(invalid URL)".into(),
+    }
+}
+
+/// The wait an upstream asked for: `retry-after-ms`, else `retry-after` in seconds.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    get("retry-after")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// What an adapter could read out of an upstream error body.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct UpstreamErrorBody {
+    pub message: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+    /// A more precise kind than the status alone gives (context window, content filter...).
+    pub kind: Option<ErrorKind>,
+}
+
+/// Builds the error for a non-2xx upstream answer. The status is kept so callers see what the
+/// provider said; the provider's message is kept, minus any key it may echo.
+pub fn status_error(call: &Call<'_>, fetched: &Fetched, parsed: UpstreamErrorBody) -> GatewayError {
+    let status = fetched.status;
+    let kind = parsed
+        .kind
+        .unwrap_or_else(|| ErrorKind::from_status(status));
+    let message = parsed.message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(&fetched.body);
+        let text = text.trim();
+        if text.is_empty() {
+            format!(
+                "provider `{}` answered HTTP {status} with an empty body",
+                call.provider.name
+            )
+        } else {
+            format!(
+                "provider `{}` answered HTTP {status}: {}",
+                call.provider.name,
+                truncate(text, 500)
+            )
+        }
+    });
+    let mut err = GatewayError::new(kind, message)
+        .with_status(status)
+        .with_provider(call.provider.name.clone())
+        .with_retry_after(retry_after(&fetched.headers));
+    err.code = parsed.code;
+    err.param = parsed.param;
+    scrub_call_secrets(err, call)
+}
+
+/// Removes every credential the call used or could have used from an error message.
+pub fn scrub_call_secrets(err: GatewayError, call: &Call<'_>) -> GatewayError {
+    let provider_keys = call.provider.keys.all().iter().map(|k| k.secret.expose());
+    let headers = call.provider.headers.iter().map(|(_, v)| v.expose());
+    err.scrub(
+        call.key
+            .map(|k| k.expose())
+            .into_iter()
+            .chain(provider_keys)
+            .chain(headers),
+    )
+}
+
+/// A 2xx answer whose body is not what the API promises.
+pub fn bad_response(call: &Call<'_>, what: &str, detail: impl std::fmt::Display) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::BadUpstreamResponse,
+        format!(
+            "provider `{}` returned an invalid {what}: {detail}",
+            call.provider.name
+        ),
+    )
+    .with_provider(call.provider.name.clone())
+}
+
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// The body of a streamed response, failing with a timeout when the first byte is later than the
+/// request deadline or when the upstream goes silent for longer than the idle timeout.
+pub struct TimedBody {
+    inner: ByteStream,
+    sleep: Pin<Box<Sleep>>,
+    idle: Duration,
+    provider: std::sync::Arc<str>,
+    waiting_first_byte: bool,
+    finished: bool,
+}
+
+impl TimedBody {
+    pub fn new(
+        call: &Call<'_>,
+        resp: reqwest::Response,
+        first_byte_deadline: Instant,
+    ) -> TimedBody {
+        TimedBody {
+            inner: Box::pin(resp.bytes_stream()),
+            sleep: Box::pin(tokio::time::sleep_until(first_byte_deadline)),
+            idle: call.timeouts.stream_idle.0,
+            provider: call.provider.name.clone(),
+            waiting_first_byte: true,
+            finished: false,
+        }
+    }
+}
+
+impl Stream for TimedBody {
+    type Item = Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                self.waiting_first_byte = false;
+                let next = Instant::now() + self.idle;
+                self.sleep.as_mut().reset(next);
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.finished = true;
+                let err = GatewayError::new(
+                    ErrorKind::UpstreamConnection,
+                    format!(
+                        "stream from provider `{}` broke: {}",
+                        self.provider,
+                        error_chain(&e.without_url())
+                    ),
+                )
+                .with_provider(self.provider.clone());
+                Poll::Ready(Some(Err(err)))
+            }
+            Poll::Ready(None) => {
+                self.finished = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.finished = true;
+                    let what = if self.waiting_first_byte {
+                        "sent no data before the request timeout".to_string()
+                    } else {
+                        format!("went silent for {:.1}s mid-stream", self.idle.as_secs_f64())
+                    };
+                    let err = GatewayError::new(
+                        ErrorKind::Timeout,
+                        format!("stream from provider `{}` {what}", self.provider),
+                    )
+                    .with_provider(self.provider.clone());
+                    Poll::Ready(Some(Err(err)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+use std::future::Future as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", "150".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn redacts_query() {
+        assert_eq!(
+            redact_url("https://h.example:8443/v1?key=SECRET"),
+            "https://h.example:8443"
+        );
+    }
+}

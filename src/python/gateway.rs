@@ -1,0 +1,274 @@
+//! `_core.Gateway`: the engine, callable from Python. `completion` / `embedding` block (with the
+//! GIL released); `acompletion` / `aembedding` return awaitables; `*_stream` return a
+//! [`PyChatStream`].
+
+use std::time::Instant;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use super::convert::{Pythonized, options_from_py, request_from_py, to_py};
+use super::errors::{config_error, gateway_error};
+use super::runtime;
+use super::stream::PyChatStream;
+use crate::config::Config;
+use crate::gateway::{Gateway, ServedBy};
+use crate::schema::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
+
+#[pyclass(name = "Gateway", module = "ferrogate._core", frozen)]
+pub struct PyGateway {
+    pub(crate) inner: Gateway,
+}
+
+/// A config given as None (defaults + environment), a path to a JSON/YAML file, or a dict.
+fn config_from_py(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Config> {
+    let Some(obj) = config.filter(|o| !o.is_none()) else {
+        return Ok(Config::default());
+    };
+    if obj.is_instance_of::<PyDict>() {
+        let value: serde_json::Value = pythonize::depythonize(obj).map_err(|e| {
+            config_error(
+                py,
+                crate::config::ConfigError(format!("config is not plain data: {e}")),
+            )
+        })?;
+        return Config::from_value(value).map_err(|e| config_error(py, e));
+    }
+    let path = if obj.is_instance_of::<PyString>() {
+        obj.extract::<String>()?
+    } else {
+        // os.PathLike
+        py.import("os")?
+            .call_method1("fspath", (obj,))?
+            .extract::<String>()?
+    };
+    Config::from_file(&path).map_err(|e| config_error(py, e))
+}
+
+#[pymethods]
+impl PyGateway {
+    #[new]
+    #[pyo3(signature = (config = None))]
+    fn new(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let config = config_from_py(py, config)?;
+        let inner = py
+            .detach(|| Gateway::new(config))
+            .map_err(|e| config_error(py, e))?;
+        Ok(PyGateway { inner })
+    }
+
+    /// Replaces the config; in-flight requests finish on the old one.
+    #[pyo3(signature = (config = None))]
+    fn reload(&self, py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let config = config_from_py(py, config)?;
+        py.detach(|| self.inner.reload(config))
+            .map_err(|e| config_error(py, e))
+    }
+
+    /// The effective config as a dict, secrets redacted.
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &*self.inner.config())
+    }
+
+    /// Names of all providers the gateway knows (built-in and configured).
+    fn provider_names(&self) -> Vec<String> {
+        self.inner.snapshot().providers.names().to_vec()
+    }
+
+    #[pyo3(signature = (request, options = None))]
+    fn completion(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyResponse> {
+        let req: ChatRequest = request_from_py(request)?;
+        let opts = options_from_py(options)?;
+        let started = Instant::now();
+        let gateway = self.inner.clone();
+        let result =
+            py.detach(|| runtime().block_on(async move { gateway.chat(req, &opts).await }));
+        let served = result.map_err(|e| gateway_error(py, e))?;
+        Ok(PyResponse::new(
+            Body::Chat(served.value),
+            served.meta,
+            started,
+        ))
+    }
+
+    #[pyo3(signature = (request, options = None))]
+    fn acompletion<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyAny>,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req: ChatRequest = request_from_py(request)?;
+        let opts = options_from_py(options)?;
+        let gateway = self.inner.clone();
+        runtime();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let started = Instant::now();
+            match gateway.chat(req, &opts).await {
+                Ok(served) => Ok(PyResponse::new(
+                    Body::Chat(served.value),
+                    served.meta,
+                    started,
+                )),
+                Err(e) => Err(Python::attach(|py| gateway_error(py, e))),
+            }
+        })
+    }
+
+    #[pyo3(signature = (request, options = None))]
+    fn completion_stream(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyChatStream> {
+        let req: ChatRequest = request_from_py(request)?;
+        let opts = options_from_py(options)?;
+        let gateway = self.inner.clone();
+        let result =
+            py.detach(|| runtime().block_on(async move { gateway.chat_stream(req, &opts).await }));
+        let served = result.map_err(|e| gateway_error(py, e))?;
+        Ok(PyChatStream::new(served.value, served.meta))
+    }
+
+    #[pyo3(signature = (request, options = None))]
+    fn acompletion_stream<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyAny>,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req: ChatRequest = request_from_py(request)?;
+        let opts = options_from_py(options)?;
+        let gateway = self.inner.clone();
+        runtime();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            match gateway.chat_stream(req, &opts).await {
+                Ok(served) => Ok(PyChatStream::new(served.value, served.meta)),
+                Err(e) => Err(Python::attach(|py| gateway_error(py, e))),
+            }
+        })
+    }
+
+    #[pyo3(signature = (request, options = None))]
+    fn embedding(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyResponse> {
+        let req: EmbeddingRequest = request_from_py(request)?;
+        let opts = options_from_py(options)?;
+        let started = Instant::now();
+        let gateway = self.inner.clone();
+        let result =
+            py.detach(|| runtime().block_on(async move { gateway.embeddings(req, &opts).await }));
+        let served = result.map_err(|e| gateway_error(py, e))?;
+        Ok(PyResponse::new(
+            Body::Embedding(served.value),
+            served.meta,
+            started,
+        ))
+    }
+
+    #[pyo3(signature = (request, options = None))]
+    fn aembedding<'py>(
+        &self,
+        py: Python<'py>,
+        request: &Bound<'py, PyAny>,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req: EmbeddingRequest = request_from_py(request)?;
+        let opts = options_from_py(options)?;
+        let gateway = self.inner.clone();
+        runtime();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let started = Instant::now();
+            match gateway.embeddings(req, &opts).await {
+                Ok(served) => Ok(PyResponse::new(
+                    Body::Embedding(served.value),
+                    served.meta,
+                    started,
+                )),
+                Err(e) => Err(Python::attach(|py| gateway_error(py, e))),
+            }
+        })
+    }
+
+    /// The models list (`GET /v1/models` shape).
+    fn models<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let gateway = self.inner.clone();
+        let list = py.detach(|| runtime().block_on(async move { gateway.list_models().await }));
+        to_py(py, &list)
+    }
+
+    fn amodels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let gateway = self.inner.clone();
+        runtime();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            Ok(Pythonized(gateway.list_models().await))
+        })
+    }
+}
+
+pub enum Body {
+    Chat(ChatResponse),
+    Embedding(EmbeddingResponse),
+}
+
+/// A finished call: the response (converted to Python data on demand, on the caller's thread)
+/// and how it was served.
+#[pyclass(name = "CoreResponse", module = "ferrogate._core", frozen)]
+pub struct PyResponse {
+    body: Body,
+    meta: ServedBy,
+    overhead_us: u64,
+}
+
+impl PyResponse {
+    fn new(body: Body, meta: ServedBy, started: Instant) -> Self {
+        let overhead_us = started.elapsed().saturating_sub(meta.upstream).as_micros() as u64;
+        PyResponse {
+            body,
+            meta,
+            overhead_us,
+        }
+    }
+}
+
+#[pymethods]
+impl PyResponse {
+    /// The response as plain Python data (dicts and lists).
+    fn data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match &self.body {
+            Body::Chat(r) => to_py(py, r),
+            Body::Embedding(r) => to_py(py, r),
+        }
+    }
+
+    /// How the call was served: provider, model, key name, attempts, fallback index, timings.
+    fn served_by<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        served_by_dict(py, &self.meta, Some(self.overhead_us))
+    }
+}
+
+pub fn served_by_dict<'py>(
+    py: Python<'py>,
+    meta: &ServedBy,
+    overhead_us: Option<u64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("provider", &*meta.provider)?;
+    d.set_item("model", &meta.model)?;
+    d.set_item("key_name", meta.key_name.as_deref())?;
+    d.set_item("attempts", meta.attempts)?;
+    d.set_item("fallback_index", meta.fallback_index)?;
+    d.set_item("upstream_ms", meta.upstream.as_secs_f64() * 1000.0)?;
+    d.set_item("overhead_us", overhead_us)?;
+    Ok(d)
+}

@@ -1,0 +1,66 @@
+//! Python bindings (`ferrogate._core`). Bindings only: every operation is one engine future,
+//! offered twice (sync: run with the GIL released; async: an asyncio awaitable), and every value
+//! crosses as plain Python data for the facade in `python/ferrogate/` to wrap.
+
+mod convert;
+mod errors;
+mod gateway;
+mod server;
+mod stream;
+
+use std::sync::Once;
+
+use pyo3::prelude::*;
+
+static RUNTIME_INIT: Once = Once::new();
+
+/// The tokio runtime of the extension, built on first use (not at import). Its builder must be
+/// registered before pyo3-async-runtimes first touches the runtime, or it is silently ignored.
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
+    RUNTIME_INIT.call_once(|| {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.enable_all().thread_name("ferrogate-worker");
+        pyo3_async_runtimes::tokio::init(builder);
+    });
+    pyo3_async_runtimes::tokio::get_runtime()
+}
+
+/// Runs the `ferrogate` command line with `argv` (program name first); returns the exit code.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    py.detach(|| crate::cli::run(argv))
+}
+
+/// Installs the JSON/pretty log subscriber for in-process use. Returns False if one was already set.
+#[pyfunction]
+#[pyo3(signature = (level = "info".to_string(), format = "auto".to_string()))]
+fn init_logging(level: String, format: String) -> PyResult<bool> {
+    let format = match format.as_str() {
+        "auto" => crate::config::LogFormat::Auto,
+        "json" => crate::config::LogFormat::Json,
+        "pretty" => crate::config::LogFormat::Pretty,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "log format must be 'auto', 'json' or 'pretty', got {other:?}"
+            )));
+        }
+    };
+    Ok(crate::telemetry::init_logging(
+        &crate::config::LoggingConfig { level, format },
+    ))
+}
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<gateway::PyGateway>()?;
+    m.add_class::<gateway::PyResponse>()?;
+    m.add_class::<stream::PyChatStream>()?;
+    m.add_class::<server::PyServerHandle>()?;
+    m.add_function(wrap_pyfunction!(server::serve, m)?)?;
+    m.add_function(wrap_pyfunction!(server::start_server, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(init_logging, m)?)?;
+    Ok(())
+}

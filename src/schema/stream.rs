@@ -1,0 +1,240 @@
+//! Streamed chat completion chunks (`chat.completion.chunk`), and an accumulator that folds a
+//! stream back into one response.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    ChatResponse, Choice, Extra, FinishReason, FunctionCall, Message, MessageContent, Role,
+    ToolCall, Usage,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatChunk {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default = "chunk_object")]
+    pub object: String,
+    #[serde(default)]
+    pub created: u64,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub choices: Vec<ChunkChoice>,
+    /// Only on the final chunk when `stream_options.include_usage` is set (then `choices` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_fingerprint: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+fn chunk_object() -> String {
+    "chat.completion.chunk".to_string()
+}
+
+impl ChatChunk {
+    /// An empty chunk carrying the stream's identity, to be filled by a translator.
+    pub fn new(id: &str, model: &str, created: u64) -> Self {
+        ChatChunk {
+            id: id.to_string(),
+            object: chunk_object(),
+            created,
+            model: model.to_string(),
+            choices: Vec::new(),
+            usage: None,
+            system_fingerprint: None,
+            extra: Extra::new(),
+        }
+    }
+
+    /// A chunk with one choice carrying `delta`.
+    pub fn with_delta(mut self, delta: Delta, finish_reason: Option<FinishReason>) -> Self {
+        self.choices.push(ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason,
+            logprobs: None,
+            extra: Extra::new(),
+        });
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkChoice {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default)]
+    pub delta: Delta,
+    #[serde(default)]
+    pub finish_reason: Option<FinishReason>,
+    #[serde(default)]
+    pub logprobs: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Delta {
+    pub fn content(text: impl Into<String>) -> Self {
+        Delta {
+            content: Some(text.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// A fragment of a tool call: the first fragment of a call carries `id` and `function.name`, later
+/// ones append to `function.arguments`. `index` says which call of the message it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallDelta {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionCallDelta>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCallDelta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+}
+
+/// Folds chunks into the response a non-streamed call would have returned. Used wherever a
+/// complete view of a streamed answer is needed (post-hooks, logs, caches, tests).
+#[derive(Debug, Default)]
+pub struct ChunkAccumulator {
+    id: String,
+    model: String,
+    created: u64,
+    system_fingerprint: Option<String>,
+    choices: Vec<AccumulatedChoice>,
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Default)]
+struct AccumulatedChoice {
+    content: Option<String>,
+    refusal: Option<String>,
+    tool_calls: Vec<ToolCall>,
+    finish_reason: Option<FinishReason>,
+}
+
+impl ChunkAccumulator {
+    pub fn push(&mut self, chunk: &ChatChunk) {
+        if self.id.is_empty() {
+            self.id.clone_from(&chunk.id);
+            self.model.clone_from(&chunk.model);
+            self.created = chunk.created;
+        }
+        if chunk.system_fingerprint.is_some() {
+            self.system_fingerprint
+                .clone_from(&chunk.system_fingerprint);
+        }
+        if let Some(u) = &chunk.usage {
+            self.usage = Some(u.clone());
+        }
+        for c in &chunk.choices {
+            let i = c.index as usize;
+            if self.choices.len() <= i {
+                self.choices.resize_with(i + 1, Default::default);
+            }
+            let acc = &mut self.choices[i];
+            if let Some(text) = &c.delta.content {
+                acc.content.get_or_insert_with(String::new).push_str(text);
+            }
+            if let Some(text) = &c.delta.refusal {
+                acc.refusal.get_or_insert_with(String::new).push_str(text);
+            }
+            for tc in c.delta.tool_calls.iter().flatten() {
+                let ti = tc.index as usize;
+                if acc.tool_calls.len() <= ti {
+                    acc.tool_calls.resize_with(ti + 1, || ToolCall {
+                        id: String::new(),
+                        kind: "function".into(),
+                        function: FunctionCall {
+                            name: String::new(),
+                            arguments: String::new(),
+                            extra: Extra::new(),
+                        },
+                        extra: Extra::new(),
+                    });
+                }
+                let call = &mut acc.tool_calls[ti];
+                if let Some(id) = &tc.id {
+                    call.id.clone_from(id);
+                }
+                if let Some(f) = &tc.function {
+                    if let Some(name) = &f.name {
+                        call.function.name.push_str(name);
+                    }
+                    if let Some(args) = &f.arguments {
+                        call.function.arguments.push_str(args);
+                    }
+                }
+            }
+            if c.finish_reason.is_some() {
+                acc.finish_reason.clone_from(&c.finish_reason);
+            }
+        }
+    }
+
+    pub fn usage(&self) -> Option<&Usage> {
+        self.usage.as_ref()
+    }
+
+    pub fn finish(self) -> ChatResponse {
+        ChatResponse {
+            id: self.id,
+            object: "chat.completion".into(),
+            created: self.created,
+            model: self.model,
+            choices: self
+                .choices
+                .into_iter()
+                .enumerate()
+                .map(|(i, c)| Choice {
+                    index: i as u32,
+                    message: Message {
+                        role: Role::Assistant,
+                        content: c.content.map(MessageContent::Text),
+                        name: None,
+                        tool_calls: (!c.tool_calls.is_empty()).then_some(c.tool_calls),
+                        tool_call_id: None,
+                        refusal: c.refusal,
+                        extra: Extra::new(),
+                    },
+                    finish_reason: c.finish_reason,
+                    logprobs: None,
+                    extra: Extra::new(),
+                })
+                .collect(),
+            usage: self.usage,
+            system_fingerprint: self.system_fingerprint,
+            extra: Extra::new(),
+        }
+    }
+}

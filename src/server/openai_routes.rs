@@ -1,0 +1,157 @@
+//! OpenAI API routes: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`, plus `/health`
+//! and the JSON answers for unknown routes and methods.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::{HeaderMap, Method, Uri};
+
+use super::AppState;
+use super::body::{read_limited, request_id, require_json};
+use super::response::{error_response, json_response, local_json, sse_response};
+use crate::error::{GatewayError, Result};
+use crate::gateway::RequestOptions;
+use crate::schema::{ChatRequest, EmbeddingRequest, parse_json};
+
+/// Options a client may set with headers: `x-ferrogate-timeout` (seconds) bounds the upstream call.
+fn options_from_headers(headers: &HeaderMap) -> Result<RequestOptions> {
+    let mut opts = RequestOptions::default();
+    if let Some(v) = headers.get("x-ferrogate-timeout") {
+        let secs = v
+            .to_str()
+            .ok()
+            .and_then(|s| crate::config::parse_duration(s).ok())
+            .filter(|d| *d > Duration::ZERO)
+            .ok_or_else(|| {
+                GatewayError::invalid_request(
+                    "x-ferrogate-timeout must be a positive duration such as 30 or \"500ms\"",
+                )
+            })?;
+        opts.timeout = Some(secs);
+    }
+    Ok(opts)
+}
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let rid = request_id(&headers);
+    let result = async {
+        let limit = state.gateway.config().server.max_request_body.0 as usize;
+        let bytes = read_limited(body, &headers, limit).await?;
+        require_json(&bytes)?;
+        let req: ChatRequest = parse_json(&bytes)?;
+        let opts = options_from_headers(&headers)?;
+        if req.is_stream() {
+            let served = state.gateway.chat_stream(req, &opts).await?;
+            Ok(sse_response(served.value, &rid, &served.meta, started))
+        } else {
+            let served = state.gateway.chat(req, &opts).await?;
+            let json = serde_json::to_vec(&served.value)
+                .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
+            Ok(json_response(json, &rid, &served.meta, started))
+        }
+    }
+    .await;
+    finish("chat.completions", &rid, started, result)
+}
+
+pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let rid = request_id(&headers);
+    let result = async {
+        let limit = state.gateway.config().server.max_request_body.0 as usize;
+        let bytes = read_limited(body, &headers, limit).await?;
+        require_json(&bytes)?;
+        let req: EmbeddingRequest = parse_json(&bytes)?;
+        let opts = options_from_headers(&headers)?;
+        let served = state.gateway.embeddings(req, &opts).await?;
+        let json = serde_json::to_vec(&served.value)
+            .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
+        Ok(json_response(json, &rid, &served.meta, started))
+    }
+    .await;
+    finish("embeddings", &rid, started, result)
+}
+
+pub async fn list_models(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let rid = request_id(&headers);
+    let list = state.gateway.list_models().await;
+    local_json(serde_json::to_vec(&list).unwrap_or_default(), &rid)
+}
+
+pub async fn get_model(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let rid = request_id(&headers);
+    let list = state.gateway.list_models().await;
+    match list.data.into_iter().find(|m| m.id == id) {
+        Some(model) => local_json(serde_json::to_vec(&model).unwrap_or_default(), &rid),
+        None => error_response(
+            &GatewayError::not_found(format!("model {id:?} is not known to this gateway"))
+                .with_code("model_not_found"),
+            &rid,
+        ),
+    }
+}
+
+pub async fn health() -> Response {
+    local_json(br#"{"status":"ok"}"#.to_vec(), "health")
+}
+
+pub async fn unknown_route(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let err = GatewayError::not_found(format!("unknown route: {method} {}", uri.path()))
+        .with_code("unknown_route");
+    error_response(&err, &request_id(&headers))
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let err =
+        GatewayError::invalid_request(format!("method {method} is not allowed on {}", uri.path()))
+            .with_status(405)
+            .with_code("method_not_allowed");
+    error_response(&err, &request_id(&headers))
+}
+
+/// Logs the outcome of a request and turns an error into its response.
+fn finish(route: &'static str, rid: &str, started: Instant, result: Result<Response>) -> Response {
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    match result {
+        Ok(resp) => {
+            let h = resp.headers();
+            let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info!(
+                target: "ferrogate::access",
+                request_id = rid,
+                route,
+                status = resp.status().as_u16(),
+                provider = get("x-ferrogate-provider"),
+                model = get("x-ferrogate-model"),
+                key = get("x-ferrogate-key"),
+                latency_us = elapsed_us,
+                overhead_us = get("x-ferrogate-overhead-us"),
+            );
+            resp
+        }
+        Err(err) => {
+            tracing::info!(
+                target: "ferrogate::access",
+                request_id = rid,
+                route,
+                status = err.status,
+                provider = err.provider.as_deref().unwrap_or(""),
+                error_type = err.kind.as_str(),
+                error = %err.message,
+                latency_us = elapsed_us,
+            );
+            error_response(&err, rid)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Rendering answers: JSON bodies and SSE streams with the `x-ferrogate-*` headers, and errors as
+//! OpenAI error JSON.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::Stream;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::error::GatewayError;
+use crate::gateway::ServedBy;
+use crate::providers::ChunkStream;
+use crate::sse;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// Adds the headers that say who served the request and what the gateway itself cost.
+fn served_headers(
+    builder: http::response::Builder,
+    meta: &ServedBy,
+    started: Instant,
+) -> http::response::Builder {
+    let overhead = started.elapsed().saturating_sub(meta.upstream);
+    let mut b = builder
+        .header("x-ferrogate-provider", header_value(&meta.provider))
+        .header("x-ferrogate-model", header_value(&meta.model))
+        .header("x-ferrogate-attempts", meta.attempts)
+        .header("x-ferrogate-fallback-index", meta.fallback_index)
+        .header(
+            "x-ferrogate-upstream-ms",
+            format!("{:.3}", meta.upstream.as_secs_f64() * 1000.0),
+        )
+        .header("x-ferrogate-overhead-us", overhead.as_micros() as u64);
+    if let Some(key) = &meta.key_name {
+        b = b.header("x-ferrogate-key", header_value(key));
+    }
+    b
+}
+
+pub fn json_response(
+    body: Vec<u8>,
+    request_id: &str,
+    meta: &ServedBy,
+    started: Instant,
+) -> Response {
+    served_headers(Response::builder(), meta, started)
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, JSON)
+        .header("x-request-id", header_value(request_id))
+        .body(Body::from(body))
+        .unwrap_or_else(internal)
+}
+
+/// A plain JSON answer that no upstream served (models list, health).
+pub fn local_json(body: Vec<u8>, request_id: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, JSON)
+        .header("x-request-id", header_value(request_id))
+        .body(Body::from(body))
+        .unwrap_or_else(internal)
+}
+
+pub fn error_response(err: &GatewayError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(&err.to_openai_json()).unwrap_or_default();
+    let mut b = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, JSON)
+        .header("x-request-id", header_value(request_id));
+    if let Some(after) = err.retry_after {
+        b = b.header(header::RETRY_AFTER, after.as_secs_f64().ceil() as u64);
+    }
+    if let Some(p) = &err.provider {
+        b = b.header("x-ferrogate-provider", header_value(p));
+    }
+    b.body(Body::from(body)).unwrap_or_else(internal)
+}
+
+fn internal(e: http::Error) -> Response {
+    let mut r = Response::new(Body::from(format!(
+        "{{\"error\":{{\"message\":\"cannot build response: {e}\",\"type\":\"server_error\",\"param\":null,\"code\":null}}}}"
+    )));
+    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    r
+}
+
+pub fn sse_response(
+    stream: ChunkStream,
+    request_id: &str,
+    meta: &ServedBy,
+    started: Instant,
+) -> Response {
+    served_headers(Response::builder(), meta, started)
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        // Tell a buffering reverse proxy (nginx) in front of us to pass chunks through.
+        .header("x-accel-buffering", "no")
+        .header("x-request-id", header_value(request_id))
+        .body(Body::from_stream(SseBody::new(
+            stream,
+            request_id.to_string(),
+        )))
+        .unwrap_or_else(internal)
+}
+
+/// Encodes chunks as `data:` events and ends with `data: [DONE]`. An upstream failure after the
+/// head has been sent cannot change the status any more: it is sent as a final `data:` event with
+/// an OpenAI error object (which the official SDKs raise), and the stream ends without `[DONE]` so
+/// no client mistakes it for a complete answer.
+pub struct SseBody {
+    inner: ChunkStream,
+    finished: bool,
+    request_id: String,
+}
+
+impl SseBody {
+    pub fn new(inner: ChunkStream, request_id: String) -> Self {
+        SseBody {
+            inner,
+            finished: false,
+            request_id,
+        }
+    }
+}
+
+impl Stream for SseBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => match serde_json::to_vec(&chunk) {
+                Ok(json) => Poll::Ready(Some(Ok(sse::encode_data(&json)))),
+                Err(e) => {
+                    self.finished = true;
+                    let err = GatewayError::internal(format!("cannot encode chunk: {e}"));
+                    Poll::Ready(Some(Ok(error_event(&err))))
+                }
+            },
+            Poll::Ready(Some(Err(err))) => {
+                self.finished = true;
+                tracing::warn!(request_id = %self.request_id, error = %err, "stream failed after it started");
+                Poll::Ready(Some(Ok(error_event(&err))))
+            }
+            Poll::Ready(None) => {
+                self.finished = true;
+                Poll::Ready(Some(Ok(Bytes::from_static(sse::DONE))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+fn error_event(err: &GatewayError) -> Bytes {
+    sse::encode_data(&serde_json::to_vec(&err.to_openai_json()).unwrap_or_default())
+}

@@ -1,0 +1,220 @@
+//! Server-Sent Events: an incremental decoder (bytes in, events out) following the WHATWG
+//! event-stream parsing rules, and the encoder for the OpenAI `data:` stream.
+
+use bytes::{Bytes, BytesMut};
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SseEvent {
+    /// The `event:` field, if the event had one.
+    pub event: Option<String>,
+    /// The `data:` lines joined with `\n`.
+    pub data: String,
+    pub id: Option<String>,
+}
+
+/// Incremental decoder. Feed it byte chunks as they arrive; it yields each event as soon as its
+/// terminating blank line has been seen. Handles `\n`, `\r\n` and `\r` line endings, lines and
+/// UTF-8 sequences split across chunks, comments, and a leading BOM.
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    buf: BytesMut,
+    /// Bytes of `buf` already scanned for a line end (avoids rescanning on every push).
+    scanned: usize,
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+    id: Option<String>,
+    seen_first_line: bool,
+    /// A `\r` ended the previous line; a `\n` right after it belongs to the same line end.
+    pending_cr: bool,
+}
+
+impl SseDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// Bytes received but not yet part of a complete line.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete event, if one is buffered.
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            if self.pending_cr && !self.buf.is_empty() {
+                if self.buf[0] == b'\n' {
+                    let _ = self.buf.split_to(1);
+                }
+                self.pending_cr = false;
+            }
+            let pos = self.buf[self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r');
+            let Some(rel) = pos else {
+                self.scanned = self.buf.len();
+                return None;
+            };
+            let end = self.scanned + rel;
+            let line = self.buf.split_to(end + 1);
+            self.scanned = 0;
+            if line[end] == b'\r' {
+                self.pending_cr = true;
+            }
+            let mut line = &line[..end];
+            if !self.seen_first_line {
+                self.seen_first_line = true;
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            }
+            if let Some(ev) = self.process_line(line) {
+                return Some(ev);
+            }
+        }
+    }
+
+    /// Call when the byte stream ends: an event not terminated by a blank line is discarded, as the
+    /// spec says. Returns whether unterminated data was lost (a truncated stream).
+    pub fn finish(&mut self) -> bool {
+        let lost = self.has_data || !self.buf.iter().all(|b| b.is_ascii_whitespace());
+        self.buf.clear();
+        self.scanned = 0;
+        lost
+    }
+
+    fn process_line(&mut self, line: &[u8]) -> Option<SseEvent> {
+        if line.is_empty() {
+            return self.dispatch();
+        }
+        if line[0] == b':' {
+            return None; // comment / keep-alive
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        let value = String::from_utf8_lossy(value);
+        match field {
+            b"data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(&value);
+                self.has_data = true;
+            }
+            b"event" => self.event = Some(value.into_owned()),
+            b"id" if !value.contains('\0') => self.id = Some(value.into_owned()),
+            _ => {} // `retry` and unknown fields do not matter to a gateway
+        }
+        None
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        if !self.has_data {
+            // An event with no data is not dispatched; its `event:` name is dropped.
+            self.event = None;
+            return None;
+        }
+        self.has_data = false;
+        Some(SseEvent {
+            event: self.event.take(),
+            data: std::mem::take(&mut self.data),
+            id: self.id.clone(),
+        })
+    }
+}
+
+/// `data: <json>\n\n` for one payload.
+pub fn encode_data(payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// `event: <name>\ndata: <json>\n\n`, the form Anthropic-style streams use.
+pub fn encode_event(event: &str, payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(payload.len() + event.len() + 16);
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    out.extend_from_slice(payload);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// The OpenAI end-of-stream marker.
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut d = SseDecoder::new();
+        let mut out = vec![];
+        for c in chunks {
+            d.push(c);
+            while let Some(e) = d.next_event() {
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn simple_events() {
+        let ev = decode_all(&[b"data: {\"a\":1}\n\ndata: [DONE]\n\n"]);
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[0].data, "{\"a\":1}");
+        assert_eq!(ev[1].data, "[DONE]");
+    }
+
+    #[test]
+    fn split_anywhere_gives_same_events() {
+        let stream: &[u8] =
+            b"\xEF\xBB\xBF: keep-alive\r\nevent: message_start\r\ndata: {\"x\":\"\xC3\xA9\"}\r\n\r\nevent: ping\ndata: {}\n\ndata: a\ndata: b\r\rid: 7\ndata:c\n\n";
+        let whole = decode_all(&[stream]);
+        assert_eq!(whole.len(), 4);
+        assert_eq!(whole[0].event.as_deref(), Some("message_start"));
+        assert_eq!(whole[0].data, "{\"x\":\"é\"}");
+        assert_eq!(whole[1].event.as_deref(), Some("ping"));
+        assert_eq!(whole[2].data, "a\nb");
+        assert_eq!(whole[2].event, None);
+        assert_eq!(whole[3].data, "c");
+        assert_eq!(whole[3].id.as_deref(), Some("7"));
+        for split in 1..stream.len() {
+            let (a, b) = stream.split_at(split);
+            assert_eq!(decode_all(&[a, b]), whole, "split at {split}");
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(decode_all(&bytes), whole);
+    }
+
+    #[test]
+    fn event_without_data_is_not_dispatched() {
+        let ev = decode_all(&[b"event: x\n\ndata: y\n\n"]);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].event, None);
+    }
+
+    #[test]
+    fn finish_reports_truncation() {
+        let mut d = SseDecoder::new();
+        d.push(b"data: {\"partial\"");
+        assert!(d.next_event().is_none());
+        assert!(d.finish());
+        let mut d = SseDecoder::new();
+        d.push(b"data: x\n\n");
+        assert!(d.next_event().is_some());
+        assert!(!d.finish());
+    }
+}

@@ -1,0 +1,516 @@
+//! The HTTP server end to end against the mock upstream, both in this process: routes, streaming,
+//! forwarding fidelity, every class of bad input, and graceful shutdown.
+
+use std::time::Duration;
+
+use ferrogate::config::Config;
+use ferrogate::gateway::Gateway;
+use ferrogate::mock::{MockOptions, RunningMock};
+use ferrogate::server::RunningServer;
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-mock-key-0123456789";
+
+struct Setup {
+    mock: RunningMock,
+    server: RunningServer,
+    http: reqwest::Client,
+}
+
+impl Setup {
+    async fn new(extra: Value) -> Setup {
+        let mock = RunningMock::start(
+            MockOptions {
+                api_key: Some(KEY.into()),
+                ..Default::default()
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let mut config = json!({
+            "providers": {
+                "openai": {"base_url": format!("{}/v1", mock.base_url()), "api_key": KEY},
+                "badkey": {"base_url": format!("{}/v1", mock.base_url()), "api_key": "sk-wrong-secret-value"},
+                "slowpoke": {"base_url": format!("{}/v1", mock.base_url()), "api_key": KEY,
+                             "timeouts": {"request": "400ms", "stream_idle": "400ms"}}
+            },
+            "server": {"max_request_body": 4096, "shutdown_timeout": "5s"}
+        });
+        merge(&mut config, extra);
+        let gateway = Gateway::new(Config::from_value(config).unwrap()).unwrap();
+        let server = RunningServer::start(gateway, "127.0.0.1", 0).await.unwrap();
+        Setup {
+            mock,
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base_url())
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    async fn chat(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let (s, h, text) = self.post("/v1/chat/completions", body.to_string()).await;
+        (
+            s,
+            h,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn last_upstream_body(&self) -> Value {
+        let v: Value = self
+            .http
+            .get(format!("{}/mock/requests", self.mock.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["requests"].as_array().unwrap().last().unwrap()["body"].clone()
+    }
+}
+
+fn merge(base: &mut Value, extra: Value) {
+    if let (Value::Object(b), Value::Object(e)) = (base, extra) {
+        for (k, v) in e {
+            match b.get_mut(&k) {
+                Some(slot @ Value::Object(_)) if v.is_object() => merge(slot, v),
+                _ => {
+                    b.insert(k, v);
+                }
+            }
+        }
+    }
+}
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+/// `data:` payloads of an SSE body.
+fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_openai_error(body: &Value, kind: &str) {
+    assert_eq!(body["error"]["type"], kind, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_json_and_served_by_headers() {
+    let s = Setup::new(json!({})).await;
+    let (status, headers, body) = s
+        .chat(json!({"model": "openai/gpt-4o-mini", "messages": user("hi there")}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "You said: hi there"
+    );
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["usage"]["completion_tokens"], 4);
+    assert_eq!(headers["x-ferrogate-provider"], "openai");
+    assert_eq!(headers["x-ferrogate-model"], "gpt-4o-mini");
+    assert_eq!(headers["x-ferrogate-key"], "default");
+    assert_eq!(headers["x-ferrogate-attempts"], "1");
+    let overhead: u64 = headers["x-ferrogate-overhead-us"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(overhead < 1_000_000);
+    assert!(headers.contains_key("x-request-id"));
+    // Bare OpenAI model names and paths without /v1 work too.
+    let (status, _, text) = s
+        .post(
+            "/chat/completions",
+            json!({"model": "gpt-4o-mini", "messages": user("x")}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_fields_are_forwarded_and_model_is_translated() {
+    let s = Setup::new(json!({"aliases": {"fast": "openai/gpt-4o-mini"}})).await;
+    let req = json!({"model": "fast", "messages": [{"role": "user", "content": "x", "x_msg": 1}],
+                     "x_vendor_param": {"a": [1, null]}, "reasoning_effort": "low", "seed": 7});
+    let (status, _, _) = s.chat(req).await;
+    assert_eq!(status, 200);
+    let upstream = s.last_upstream_body().await;
+    assert_eq!(upstream["model"], "gpt-4o-mini");
+    assert_eq!(upstream["x_vendor_param"], json!({"a": [1, null]}));
+    assert_eq!(upstream["reasoning_effort"], "low");
+    assert_eq!(upstream["seed"], 7);
+    assert_eq!(upstream["messages"][0]["x_msg"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streaming_with_and_without_usage() {
+    let s = Setup::new(json!({})).await;
+    let (status, headers, body) = s
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o-mini", "messages": user("one two"), "stream": true})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let events = sse_data(&body);
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "You said: one two");
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "usage only when asked for"
+    );
+    // The gateway asked the upstream for usage anyway (for its own accounting).
+    assert_eq!(
+        s.last_upstream_body().await["stream_options"]["include_usage"],
+        true
+    );
+
+    let (_, _, body) = s
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "gpt-4o-mini", "messages": user("one two"), "stream": true,
+                   "stream_options": {"include_usage": true}})
+            .to_string(),
+        )
+        .await;
+    let events = sse_data(&body);
+    let usage_chunk: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage_chunk["choices"], json!([]));
+    assert_eq!(usage_chunk["usage"]["completion_tokens"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embeddings_and_models() {
+    let s = Setup::new(json!({"aliases": {"embed": "openai/text-embedding-3-small"}})).await;
+    let (status, _, text) = s
+        .post(
+            "/v1/embeddings",
+            json!({"model": "embed", "input": ["a", "b"], "dimensions": 4}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(body["data"][1]["embedding"].as_array().unwrap().len(), 4);
+    let (_, _, text) = s
+        .post(
+            "/v1/embeddings",
+            json!({"model": "embed", "input": "a", "encoding_format": "base64"}).to_string(),
+        )
+        .await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert!(body["data"][0]["embedding"].is_string());
+
+    let models: Value = s
+        .http
+        .get(s.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"embed"), "{ids:?}");
+    assert!(ids.contains(&"openai/mock-model"), "{ids:?}");
+    let one = s
+        .http
+        .get(s.url("/v1/models/openai/mock-model"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let missing = s
+        .http
+        .get(s.url("/v1/models/openai/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_and_invalid_requests_get_400_naming_the_problem() {
+    let s = Setup::new(json!({})).await;
+    let cases: Vec<(&str, &str, Option<&str>)> = vec![
+        ("{not json", "invalid request body", None),
+        ("", "request body is empty", None),
+        (
+            r#"{"messages": [{"role": "user", "content": "x"}]}"#,
+            "missing field `model`",
+            None,
+        ),
+        (
+            r#"{"model": "gpt-4o-mini"}"#,
+            "missing field `messages`",
+            None,
+        ),
+        (
+            r#"{"model": "gpt-4o-mini", "messages": []}"#,
+            "at least one message",
+            Some("messages"),
+        ),
+        (
+            r#"{"model": "gpt-4o-mini", "messages": "hi"}"#,
+            "messages: invalid type",
+            Some("messages"),
+        ),
+        (
+            r#"{"model": 42, "messages": []}"#,
+            "model: invalid type",
+            Some("model"),
+        ),
+        (
+            r#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#,
+            "temperature",
+            Some("temperature"),
+        ),
+        (
+            r#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "n": -1}"#,
+            "n: invalid value",
+            Some("n"),
+        ),
+        (r#"[1, 2]"#, "invalid request body", None),
+    ];
+    for (body, expected, param) in cases {
+        let (status, _, text) = s.post("/v1/chat/completions", body.to_string()).await;
+        assert_eq!(status, 400, "{body} -> {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_openai_error(&v, "invalid_request_error");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(expected), "{body}: {msg}");
+        if let Some(p) = param {
+            assert_eq!(v["error"]["param"], p, "{body}");
+        }
+    }
+    let (status, _, text) = s
+        .post("/v1/embeddings", r#"{"model": "m", "input": []}"#)
+        .await;
+    assert_eq!(status, 400, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_provider_is_404_listing_known_ones() {
+    let s = Setup::new(json!({})).await;
+    let (status, _, body) = s
+        .chat(json!({"model": "nope/some-model", "messages": user("x")}))
+        .await;
+    assert_eq!(status, 404);
+    assert_openai_error(&body, "not_found_error");
+    let msg = body["error"]["message"].as_str().unwrap();
+    for known in ["openai", "groq", "mistral", "ollama", "badkey"] {
+        assert!(msg.contains(known), "{msg}");
+    }
+    assert_eq!(body["error"]["code"], "model_not_found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_body_is_413() {
+    let s = Setup::new(json!({})).await;
+    let big = json!({"model": "gpt-4o-mini", "messages": user(&"x".repeat(10_000))}).to_string();
+    let (status, _, text) = s.post("/v1/chat/completions", big.clone()).await;
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("max_request_body"));
+    // Without a Content-Length (chunked upload) the limit still holds.
+    let stream = futures_util::stream::iter(
+        big.into_bytes()
+            .chunks(1000)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let (status, _, _) = s
+        .post("/v1/chat/completions", reqwest::Body::wrap_stream(stream))
+        .await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_401_keeps_status_and_hides_the_key() {
+    let s = Setup::new(json!({})).await;
+    let (status, _, body) = s
+        .chat(json!({"model": "badkey/gpt-4o-mini", "messages": user("x")}))
+        .await;
+    assert_eq!(status, 401);
+    assert_openai_error(&body, "authentication_error");
+    let text = body.to_string();
+    assert!(
+        !text.contains("sk-wrong-secret-value"),
+        "key leaked: {text}"
+    );
+    assert!(text.contains("[REDACTED]"), "{text}");
+    assert_eq!(body["error"]["provider"], "badkey");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_key_is_401_naming_the_variable() {
+    let s = Setup::new(json!({})).await;
+    let (status, _, body) = s
+        .chat(json!({"model": "groq/llama-3.1-8b-instant", "messages": user("x")}))
+        .await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("GROQ_API_KEY"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_faults_map_to_gateway_statuses() {
+    let s = Setup::new(json!({})).await;
+    let cases = [
+        ("openai/mock-garbage", 502, "bad_response_error"),
+        ("openai/mock-drop", 502, "api_connection_error"),
+        ("slowpoke/mock-hang", 504, "timeout_error"),
+        ("openai/mock-fail-500", 500, "server_error"),
+        ("openai/mock-fail-503", 503, "server_error"),
+        ("openai/mock-fail-404", 404, "not_found_error"),
+    ];
+    for (model, status, kind) in cases {
+        let (got, _, body) = s.chat(json!({"model": model, "messages": user("x")})).await;
+        assert_eq!(got, status, "{model}: {body}");
+        assert_openai_error(&body, kind);
+    }
+    let (status, headers, body) = s
+        .chat(json!({"model": "openai/mock-fail-429", "messages": user("x")}))
+        .await;
+    assert_eq!(status, 429);
+    assert_openai_error(&body, "rate_limit_error");
+    assert_eq!(headers["retry-after"], "1");
+    // The gateway is still fine afterwards.
+    let (status, _, _) = s
+        .chat(json!({"model": "gpt-4o-mini", "messages": user("x")}))
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_failures_after_the_head_end_with_an_error_event() {
+    let s = Setup::new(json!({})).await;
+    for model in ["openai/mock-drop", "slowpoke/mock-stall"] {
+        let (status, _, body) = s
+            .post(
+                "/v1/chat/completions",
+                json!({"model": model, "messages": user("a b c d"), "stream": true}).to_string(),
+            )
+            .await;
+        assert_eq!(status, 200, "{model}");
+        let events = sse_data(&body);
+        assert_ne!(
+            events.last().unwrap(),
+            "[DONE]",
+            "{model}: a broken stream must not look complete"
+        );
+        let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+        assert!(last["error"]["message"].is_string(), "{model}: {last}");
+    }
+    // A stream that fails before its head gets a proper status.
+    let (status, _, _) = s
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "openai/mock-fail-429", "messages": user("x"), "stream": true})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 429);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_routes_and_methods_answer_json() {
+    let s = Setup::new(json!({})).await;
+    let r = s.http.get(s.url("/v1/nothing")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_openai_error(&r.json().await.unwrap(), "not_found_error");
+    let r = s
+        .http
+        .get(s.url("/v1/chat/completions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_openai_error(&r.json().await.unwrap(), "invalid_request_error");
+    let r = s.http.get(s.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_drains_in_flight_requests() {
+    let s = Setup::new(json!({})).await;
+    let url = s.url("/v1/chat/completions");
+    let http = s.http.clone();
+    let in_flight = tokio::spawn(async move {
+        http.post(url)
+            .json(&json!({"model": "openai/mock-slow-600", "messages": user("still here")}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let base = s.server.base_url();
+    let started = std::time::Instant::now();
+    s.server.stop().await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "stop must wait for the in-flight request"
+    );
+    assert_eq!(in_flight.await.unwrap().unwrap(), 200);
+    // Once stopped, no new connections.
+    let err = reqwest::Client::new()
+        .get(format!("{base}/health"))
+        .send()
+        .await;
+    assert!(err.is_err());
+}
