@@ -212,6 +212,44 @@ impl Gateway {
         })
     }
 
+    /// The models list for a caller. With an `api_base` in the options (a client pointed at one
+    /// server), the models that server reports, as `openai/<id>`; otherwise [`Self::list_models`].
+    pub async fn list_models_for(&self, opts: &RequestOptions) -> Result<ModelList> {
+        let Some(base) = opts.api_base.as_deref() else {
+            return Ok(self.list_models().await);
+        };
+        let snapshot = self.snapshot();
+        let provider = snapshot
+            .providers
+            .get("openai")
+            .ok_or_else(|| GatewayError::internal("the openai provider is missing"))?;
+        let key = opts
+            .api_key
+            .as_ref()
+            .or(provider.keys.pick().map(|k| &k.secret));
+        let call = Call {
+            provider,
+            key,
+            base_url: base.trim_end_matches('/'),
+            timeouts: provider.timeouts,
+            extra_headers: &opts.extra_headers,
+        };
+        let data = provider
+            .api
+            .list_models(&call)
+            .await?
+            .into_iter()
+            .map(|mut m| {
+                m.id = format!("openai/{}", m.id);
+                m
+            })
+            .collect();
+        Ok(ModelList {
+            object: "list".into(),
+            data,
+        })
+    }
+
     /// Aliases, configured models, and the models each active provider reports (fetched with a
     /// short timeout and cached; a provider that does not answer is left out).
     pub async fn list_models(&self) -> ModelList {

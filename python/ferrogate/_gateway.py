@@ -189,12 +189,15 @@ class Gateway:
         core = await self._core.aembedding(body, options)
         return _served(CreateEmbeddingResponse(core.data()), core)  # type: ignore[no-any-return]
 
-    def models(self) -> ModelList:
-        """Aliases, configured models and the models each configured provider reports."""
-        return ModelList(self._core.models())
+    def models(self, **options: Any) -> ModelList:
+        """Aliases, configured models and the models each configured provider reports. With
+        ``api_base`` (and ``api_key``), the models that server reports."""
+        _, opts = _split_call("", {}, options)
+        return ModelList(self._core.models(opts))
 
-    async def amodels(self) -> ModelList:
-        return ModelList(await self._core.amodels())
+    async def amodels(self, **options: Any) -> ModelList:
+        _, opts = _split_call("", {}, options)
+        return ModelList(await self._core.amodels(opts))
 
     @property
     def provider_names(self) -> list[str]:

@@ -108,12 +108,12 @@ class _Models:
         self._client = client
 
     def list(self) -> ModelList:
-        return self._client._gateway.models()
+        return self._client._gateway.models(**self._client._options({}))
 
     def retrieve(self, model: str) -> Model:
         from .errors import NotFoundError
 
-        for m in self._client._gateway.models():
+        for m in self.list():
             if m.get("id") == model:
                 return m
         raise NotFoundError(f"model {model!r} is not known to this gateway", status_code=404, code="model_not_found")
@@ -181,12 +181,12 @@ class _AsyncModels:
         self._client = client
 
     async def list(self) -> ModelList:
-        return await self._client._gateway.amodels()
+        return await self._client._gateway.amodels(**self._client._options({}))
 
     async def retrieve(self, model: str) -> Model:
         from .errors import NotFoundError
 
-        for m in await self._client._gateway.amodels():
+        for m in await self.list():
             if m.get("id") == model:
                 return m
         raise NotFoundError(f"model {model!r} is not known to this gateway", status_code=404, code="model_not_found")

@@ -201,17 +201,33 @@ impl PyGateway {
     }
 
     /// The models list (`GET /v1/models` shape).
-    fn models<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (options = None))]
+    fn models<'py>(
+        &self,
+        py: Python<'py>,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = options_from_py(options)?;
         let gateway = self.inner.clone();
-        let list = py.detach(|| runtime().block_on(async move { gateway.list_models().await }));
-        to_py(py, &list)
+        let list =
+            py.detach(|| runtime().block_on(async move { gateway.list_models_for(&opts).await }));
+        to_py(py, &list.map_err(|e| gateway_error(py, e))?)
     }
 
-    fn amodels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (options = None))]
+    fn amodels<'py>(
+        &self,
+        py: Python<'py>,
+        options: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = options_from_py(options)?;
         let gateway = self.inner.clone();
         runtime();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            Ok(Pythonized(gateway.list_models().await))
+            match gateway.list_models_for(&opts).await {
+                Ok(list) => Ok(Pythonized(list)),
+                Err(e) => Err(Python::attach(|py| gateway_error(py, e))),
+            }
         })
     }
 }

@@ -1,0 +1,119 @@
+"""Shared fixtures: the mock upstream and the gateway server run as real processes started from
+the installed ``ferrogate`` command, as a user would start them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+MOCK_KEY = "sk-mock-key-0123456789"
+WRONG_KEY = "sk-wrong-secret-value-42"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"process exited with {proc.returncode}: {out}")
+        try:
+            if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become healthy")
+
+
+def ferrogate_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ferrogate", *args]
+
+
+class Proc:
+    """A ferrogate process on a free port."""
+
+    def __init__(self, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        full_env = {**os.environ, "FERROGATE_LOG": "warn", **(env or {})}
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
+        wait_healthy(self.url, self.proc)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def mock_upstream() -> Iterator[str]:
+    """Base URL of a mock OpenAI upstream requiring ``MOCK_KEY``."""
+    port = free_port()
+    p = Proc(ferrogate_cmd("mock-upstream", "--port", str(port), "--api-key", MOCK_KEY), port)
+    yield p.url
+    p.stop()
+
+
+def gateway_config(mock_url: str) -> dict[str, Any]:
+    return {
+        "providers": {
+            "openai": {"base_url": f"{mock_url}/v1", "api_key": MOCK_KEY},
+            "badkey": {"base_url": f"{mock_url}/v1", "api_key": WRONG_KEY},
+            "slowpoke": {"base_url": f"{mock_url}/v1", "api_key": MOCK_KEY, "timeouts": {"request": "500ms"}},
+        },
+        "aliases": {"fast": "openai/gpt-4o-mini", "embedder": "openai/text-embedding-3-small"},
+        "server": {"max_request_body": "64KB", "shutdown_timeout": "10s"},
+    }
+
+
+@pytest.fixture(scope="session")
+def config_file(mock_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import yaml
+
+    path = tmp_path_factory.mktemp("cfg") / "ferrogate.yaml"
+    path.write_text(yaml.safe_dump(gateway_config(mock_upstream)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def server(config_file: Path) -> Iterator[str]:
+    """Base URL of ``ferrogate serve --config <yaml>`` in front of the mock."""
+    port = free_port()
+    p = Proc(ferrogate_cmd("serve", "--config", str(config_file), "--port", str(port)), port)
+    yield p.url
+    p.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(mock_upstream: str) -> Any:
+    import ferrogate
+
+    return ferrogate.Gateway(gateway_config(mock_upstream))
+
+
+@pytest.fixture()
+def mock_requests(mock_upstream: str) -> Any:
+    """Returns the bodies the mock received, newest last."""
+
+    def get() -> list[dict[str, Any]]:
+        return httpx.get(f"{mock_upstream}/mock/requests").json()["requests"]  # type: ignore[no-any-return]
+
+    return get
