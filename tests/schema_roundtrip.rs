@@ -153,3 +153,30 @@ fn validation() {
             .unwrap();
     assert!(req.validate().unwrap_err().message.contains("tool_call_id"));
 }
+
+#[test]
+fn embedding_inputs() {
+    for (input, expected_len) in [
+        (r#""a""#, 1),
+        (r#"["a","b"]"#, 2),
+        ("[1,2,3]", 1),
+        ("[[1],[2,3]]", 2),
+    ] {
+        let body = format!(r#"{{"model":"m","input":{input}}}"#);
+        let req = parse_json::<EmbeddingRequest>(body.as_bytes()).unwrap();
+        assert_eq!(req.input.len(), expected_len, "{input}");
+        assert_eq!(
+            serde_json::to_value(&req).unwrap()["input"],
+            serde_json::from_str::<Value>(input).unwrap()
+        );
+    }
+    for bad in ["null", "5", r#"[true]"#, r#"["a", 1]"#, r#"{"a":1}"#] {
+        let body = format!(r#"{{"model":"m","input":{bad}}}"#);
+        let err = parse_json::<EmbeddingRequest>(body.as_bytes()).unwrap_err();
+        assert!(
+            err.message.contains("input: `input` must be a string"),
+            "{bad}: {}",
+            err.message
+        );
+    }
+}

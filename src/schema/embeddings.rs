@@ -51,7 +51,7 @@ impl EmbeddingRequest {
 }
 
 /// `input`: a string, a list of strings, a list of token ids, or a list of token-id lists.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum EmbeddingInput {
     Text(String),
@@ -85,6 +85,31 @@ impl EmbeddingInput {
             EmbeddingInput::Texts(v) => Some(v.iter().map(String::as_str).collect()),
             _ => None,
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for EmbeddingInput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        const EXPECTED: &str = "`input` must be a string, a list of strings, a list of token ids or a list of token-id lists";
+        let value = serde_json::Value::deserialize(d)?;
+        let parsed = match &value {
+            serde_json::Value::String(s) => Some(EmbeddingInput::Text(s.clone())),
+            serde_json::Value::Array(items) => match items.first() {
+                None | Some(serde_json::Value::String(_)) => serde_json::from_value(value.clone())
+                    .ok()
+                    .map(EmbeddingInput::Texts),
+                Some(serde_json::Value::Number(_)) => serde_json::from_value(value.clone())
+                    .ok()
+                    .map(EmbeddingInput::Tokens),
+                Some(serde_json::Value::Array(_)) => serde_json::from_value(value.clone())
+                    .ok()
+                    .map(EmbeddingInput::TokenLists),
+                _ => None,
+            },
+            _ => None,
+        };
+        parsed.ok_or_else(|| D::Error::custom(EXPECTED))
     }
 }
 
