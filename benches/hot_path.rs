@@ -21,9 +21,8 @@ const CHUNK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","crea
 
 fn keys(c: &mut Criterion) {
     let key = |n: &str, w: u32| NamedKey {
-        name: Arc::from(n),
-        secret: Secret::new(n),
         weight: w,
+        ..NamedKey::api_key(n, Secret::new(n))
     };
     let one = KeyPool::new(vec![key("a", 1)]);
     let four = KeyPool::new(vec![key("a", 5), key("b", 3), key("c", 1), key("d", 1)]);

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 
 use crate::config::{Config, ConfigError};
 use crate::error::{ErrorKind, GatewayError, Result};
+use crate::providers::credentials::Credential;
 use crate::providers::{
     Call, ChunkStream, EnvSource, ProcessEnv, ProviderRegistry, ProviderRuntime,
 };
@@ -18,7 +19,6 @@ use crate::router::{Router, Target};
 use crate::schema::{
     ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model, ModelList, StreamOptions,
 };
-use crate::secret::Secret;
 
 /// Everything derived from one config, swapped as a whole on reload.
 #[derive(Debug)]
@@ -44,8 +44,8 @@ impl Snapshot {
 /// Per-request settings a caller may give besides the body.
 #[derive(Debug, Clone, Default)]
 pub struct RequestOptions {
-    /// Use this key instead of the provider's configured keys.
-    pub api_key: Option<Secret>,
+    /// Use this credential (an API key given with the request) instead of the provider's keys.
+    pub credential: Option<Credential>,
     /// Send to this base URL instead of the provider's.
     pub api_base: Option<String>,
     /// Overrides the provider's request timeout.
@@ -223,13 +223,13 @@ impl Gateway {
             .providers
             .get("openai")
             .ok_or_else(|| GatewayError::internal("the openai provider is missing"))?;
-        let key = opts
-            .api_key
+        let credential = opts
+            .credential
             .as_ref()
-            .or(provider.keys.pick().map(|k| &k.secret));
+            .or(provider.keys.pick().map(|k| &k.credential));
         let call = Call {
             provider,
-            key,
+            credential,
             base_url: base.trim_end_matches('/'),
             timeouts: provider.timeouts,
             extra_headers: &opts.extra_headers,
@@ -303,7 +303,7 @@ impl Gateway {
         timeouts.request = crate::config::Dur(MODELS_FETCH_TIMEOUT.min(timeouts.request.0));
         let call = Call {
             provider,
-            key: key.map(|k| &k.secret),
+            credential: key.map(|k| &k.credential),
             base_url: &provider.base_url,
             timeouts,
             extra_headers: &[],
@@ -338,24 +338,43 @@ impl Gateway {
 /// One upstream call being prepared: the target and the key chosen for it.
 struct Attempt<'a> {
     target: &'a Target,
-    key: Option<(&'a Secret, Arc<str>)>,
+    key: Option<(&'a Credential, Arc<str>)>,
 }
 
 impl<'a> Attempt<'a> {
     fn new(target: &'a Target, opts: &'a RequestOptions) -> Result<Attempt<'a>> {
         let provider = &target.provider;
-        let key = match &opts.api_key {
-            Some(secret) => Some((secret, Arc::from("request"))),
-            None => provider.keys.pick().map(|k| (&k.secret, k.name.clone())),
+        let key = match &opts.credential {
+            Some(credential) => Some((credential, Arc::from("request"))),
+            None => provider
+                .keys
+                .pick()
+                .map(|k| (&k.credential, k.name.clone())),
         };
+        if provider.base_url.is_empty() && opts.api_base.is_none() {
+            let p = provider.name.as_ref();
+            let var = provider
+                .hint
+                .base_url_var
+                .map(|v| format!("{v}, or "))
+                .unwrap_or_default();
+            return Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                format!("provider `{p}` has no endpoint configured: set {var}`providers.{p}.base_url` in the config"),
+            )
+            .with_provider(provider.name.clone())
+            .with_code("missing_base_url"));
+        }
         if key.is_none() && provider.requires_key && opts.api_base.is_none() {
             let p = provider.name.as_ref();
-            let var = crate::providers::presets::find(p)
-                .map(|pr| pr.key_vars[0].to_string())
-                .unwrap_or_else(|| format!("{}_API_KEY", p.to_uppercase()));
+            let var = provider
+                .hint
+                .key_var
+                .map(|v| format!("{v}, or "))
+                .unwrap_or_default();
             return Err(GatewayError::new(
                 ErrorKind::Authentication,
-                format!("no API key for provider `{p}`: set {var}, or `providers.{p}.api_key` in the config"),
+                format!("no credentials for provider `{p}`: set {var}`providers.{p}.api_key` in the config"),
             )
             .with_provider(provider.name.clone())
             .with_code("missing_api_key"));
@@ -371,7 +390,7 @@ impl<'a> Attempt<'a> {
         }
         Call {
             provider,
-            key: self.key.as_ref().map(|(s, _)| *s),
+            credential: self.key.as_ref().map(|(c, _)| *c),
             base_url: opts
                 .api_base
                 .as_deref()

@@ -157,6 +157,28 @@ pub struct ProviderConfig {
     /// from the provider itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
+    /// API version: Azure's `api-version`, Anthropic's `anthropic-version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Azure: model name -> deployment name. Unlisted models use their own name as deployment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deployments: BTreeMap<String, String>,
+    /// Cloud region (Bedrock, Vertex AI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Google Cloud project (Vertex AI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Path to a Google service-account JSON file (Vertex AI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_file: Option<Secret>,
+    /// AWS credentials (Bedrock); default to the standard AWS_* variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_access_key_id: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_secret_access_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_session_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

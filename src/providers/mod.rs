@@ -2,6 +2,7 @@
 //! native) and a [`Provider`] implementation that sends them; [`ApiKind`] dispatches to them.
 //! A [`ProviderRuntime`] is one configured provider: its base URL, keys, timeouts and HTTP client.
 
+pub mod credentials;
 pub mod openai;
 pub mod presets;
 pub mod stream;
@@ -18,11 +19,12 @@ use transport::upstream_client;
 
 use crate::config::{Config, ConfigError, ProviderConfig, Timeouts};
 use crate::error::Result;
-use crate::router::keys::{KeyPool, NamedKey};
+use crate::router::keys::KeyPool;
 use crate::schema::{
     ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
 };
 use crate::secret::Secret;
+use credentials::Credential;
 
 pub use presets::Preset;
 
@@ -49,7 +51,7 @@ impl ApiKind {
 /// `req.model` already holds the provider's own model id when an adapter sees the request.
 pub struct Call<'a> {
     pub provider: &'a ProviderRuntime,
-    pub key: Option<&'a Secret>,
+    pub credential: Option<&'a Credential>,
     pub base_url: &'a str,
     pub timeouts: Timeouts,
     /// Headers the caller asked to add to this request.
@@ -126,11 +128,26 @@ impl EnvSource for HashMap<String, String> {
     }
 }
 
+/// API-specific settings of a provider.
+#[derive(Debug, Clone, Default)]
+pub struct ApiSettings {
+    /// Azure `api-version`, Anthropic `anthropic-version`.
+    pub api_version: Option<String>,
+    /// Azure: model name -> deployment name.
+    pub deployments: HashMap<String, String>,
+    /// Cloud region (Bedrock, Vertex AI).
+    pub region: Option<String>,
+    /// Cloud project (Vertex AI).
+    pub project: Option<String>,
+}
+
 /// One provider, resolved from its preset, its config and the environment.
 #[derive(Debug)]
 pub struct ProviderRuntime {
     pub name: Arc<str>,
     pub api: ApiKind,
+    /// The root the API's paths are appended to; empty when none is known (Azure without a
+    /// resource endpoint), which makes calls fail with a message saying what to set.
     pub base_url: String,
     pub keys: KeyPool,
     /// Static headers from the config, sent on every request.
@@ -139,12 +156,22 @@ pub struct ProviderRuntime {
     pub client: reqwest::Client,
     pub requires_key: bool,
     pub stream_usage: bool,
+    pub settings: ApiSettings,
     /// Models from the config, advertised by `GET /v1/models`.
     pub advertised_models: Vec<String>,
     /// Configured, or credentials/base URL found in the environment: worth listing in `/v1/models`.
     pub active: bool,
     /// Where the base URL came from, for error messages (`OPENAI_BASE_URL`, `config`, `default`).
     pub base_url_source: String,
+    /// The variables that would configure this provider, for error messages.
+    pub hint: ProviderHint,
+}
+
+/// Which variables configure a provider (first of each list), for error messages.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderHint {
+    pub key_var: Option<&'static str>,
+    pub base_url_var: Option<&'static str>,
 }
 
 impl ProviderRuntime {
@@ -160,6 +187,37 @@ impl ProviderRuntime {
             .and_then(|c| c.api)
             .or(preset.map(|p| p.api))
             .unwrap_or(ApiKind::OpenAi);
+        let pick =
+            |from_config: Option<String>, vars: &[&'static str], default: Option<&'static str>| {
+                from_config
+                    .or_else(|| first_var(env, vars).map(|(_, v)| v))
+                    .or(default.map(str::to_string))
+            };
+        let settings = ApiSettings {
+            api_version: pick(
+                config.and_then(|c| c.api_version.clone()),
+                preset.map(|p| p.api_version_vars).unwrap_or(&[]),
+                preset.and_then(|p| p.default_api_version),
+            ),
+            deployments: config
+                .map(|c| {
+                    c.deployments
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            region: pick(
+                config.and_then(|c| c.region.clone()),
+                preset.map(|p| p.region_vars).unwrap_or(&[]),
+                preset.and_then(|p| p.default_region),
+            ),
+            project: pick(
+                config.and_then(|c| c.project.clone()),
+                preset.map(|p| p.project_vars).unwrap_or(&[]),
+                None,
+            ),
+        };
 
         let mut active = config.is_some();
         let (base_url, base_url_source) = if let Some(url) = config.and_then(|c| c.base_url.clone())
@@ -169,19 +227,14 @@ impl ProviderRuntime {
             active = true;
             (url, var.to_string())
         } else if let Some(p) = preset {
-            (p.base_url.to_string(), "default".to_string())
+            (fill_template(p.base_url, &settings), "default".to_string())
         } else {
             return Err(ConfigError(format!("providers.{name}.base_url: required")));
         };
         let base_url = base_url.trim_end_matches('/').to_string();
 
-        let mut keys = Vec::new();
-        if let Some(secret) = config.and_then(|c| c.api_key.clone()) {
-            keys.push(NamedKey::new("default", secret));
-        } else if let Some((var, value)) = preset.and_then(|p| first_var(env, p.key_vars)) {
-            active = true;
-            keys.push(NamedKey::new(var, Secret::new(value)));
-        }
+        let (keys, from_env) = credentials::resolve(name, api, config, preset, env)?;
+        active |= from_env;
 
         let timeouts = config.map(|c| c.timeouts.over(global)).unwrap_or(*global);
         let client = if timeouts.connect == global.connect {
@@ -210,14 +263,34 @@ impl ProviderRuntime {
             // A provider pointed somewhere other than its public default may be a local server.
             requires_key: preset.is_some_and(|p| p.requires_key) && base_url_source == "default",
             stream_usage: preset.is_none_or(|p| p.stream_usage),
+            settings,
             advertised_models: config.map(|c| c.models.clone()).unwrap_or_default(),
             active,
             base_url_source,
+            hint: ProviderHint {
+                key_var: preset.and_then(|p| p.key_vars.first().copied()),
+                base_url_var: preset.and_then(|p| p.base_url_vars.first().copied()),
+            },
         })
     }
 }
 
-fn first_var(env: &dyn EnvSource, vars: &[&'static str]) -> Option<(&'static str, String)> {
+/// Fills `{region}` and `{project}` in a preset base URL.
+fn fill_template(template: &str, settings: &ApiSettings) -> String {
+    let mut url = template.to_string();
+    if let Some(region) = &settings.region {
+        url = url.replace("{region}", region);
+    }
+    if let Some(project) = &settings.project {
+        url = url.replace("{project}", project);
+    }
+    url
+}
+
+pub(crate) fn first_var(
+    env: &dyn EnvSource,
+    vars: &[&'static str],
+) -> Option<(&'static str, String)> {
     vars.iter().find_map(|v| env.var(v).map(|val| (*v, val)))
 }
 
@@ -313,7 +386,17 @@ mod tests {
         let reg = ProviderRegistry::build(&config, &e).unwrap();
         let openai = reg.get("openai").unwrap();
         assert_eq!(openai.base_url, "http://h:1/v1");
-        assert_eq!(openai.keys.first().unwrap().secret.expose(), "sk-cfg");
+        assert_eq!(
+            openai
+                .keys
+                .first()
+                .unwrap()
+                .credential
+                .api_key()
+                .unwrap()
+                .expose(),
+            "sk-cfg"
+        );
         let mine = reg.get("mine").unwrap();
         assert_eq!(mine.api, ApiKind::OpenAi);
         assert_eq!(mine.timeouts.connect.0.as_secs(), 1);

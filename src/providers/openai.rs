@@ -191,7 +191,7 @@ impl StreamTranslator<SseEvent> for OpenAiStreamTranslator {
 }
 
 fn authorized(call: &Call<'_>, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    match call.key {
+    match call.credential.and_then(|c| c.api_key()) {
         Some(key) => builder.bearer_auth(key.expose()),
         None => builder,
     }

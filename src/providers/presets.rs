@@ -19,6 +19,35 @@ pub struct Preset {
     pub stream_usage: bool,
     /// Model-name prefixes that identify this provider when a name has no `provider/` prefix.
     pub model_families: &'static [&'static str],
+    /// Variables giving the cloud region (`{region}` in `base_url`), and the default region.
+    pub region_vars: &'static [&'static str],
+    pub default_region: Option<&'static str>,
+    /// Variables giving the cloud project (Vertex AI).
+    pub project_vars: &'static [&'static str],
+    /// Variables giving the API version, and the default version.
+    pub api_version_vars: &'static [&'static str],
+    pub default_api_version: Option<&'static str>,
+}
+
+impl Preset {
+    /// A preset with every optional part empty, to be filled with struct update syntax.
+    pub const fn base(name: &'static str, api: ApiKind, base_url: &'static str) -> Preset {
+        Preset {
+            name,
+            api,
+            base_url,
+            key_vars: &[],
+            base_url_vars: &[],
+            requires_key: true,
+            stream_usage: false,
+            model_families: &[],
+            region_vars: &[],
+            default_region: None,
+            project_vars: &[],
+            api_version_vars: &[],
+            default_api_version: None,
+        }
+    }
 }
 
 const fn openai_compatible(
@@ -28,14 +57,10 @@ const fn openai_compatible(
     base_url_vars: &'static [&'static str],
 ) -> Preset {
     Preset {
-        name,
-        api: ApiKind::OpenAi,
-        base_url,
         key_vars,
         base_url_vars,
-        requires_key: true,
         stream_usage: true,
-        model_families: &[],
+        ..Preset::base(name, ApiKind::OpenAi, base_url)
     }
 }
 
@@ -161,6 +186,30 @@ pub static PRESETS: &[Preset] = &[
             "LMSTUDIO_API_BASE",
         ],
     )),
+    openai_compatible(
+        "deepinfra",
+        "https://api.deepinfra.com/v1/openai",
+        &["DEEPINFRA_API_KEY"],
+        &["DEEPINFRA_BASE_URL", "DEEPINFRA_API_BASE"],
+    ),
+    openai_compatible(
+        "sambanova",
+        "https://api.sambanova.ai/v1",
+        &["SAMBANOVA_API_KEY"],
+        &["SAMBANOVA_BASE_URL", "SAMBANOVA_API_BASE"],
+    ),
+    openai_compatible(
+        "nvidia",
+        "https://integrate.api.nvidia.com/v1",
+        &["NVIDIA_API_KEY", "NVIDIA_NIM_API_KEY"],
+        &["NVIDIA_BASE_URL", "NVIDIA_NIM_API_BASE"],
+    ),
+    openai_compatible(
+        "huggingface",
+        "https://router.huggingface.co/v1",
+        &["HUGGINGFACE_API_KEY", "HF_TOKEN"],
+        &["HUGGINGFACE_BASE_URL", "HUGGINGFACE_API_BASE"],
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static Preset> {

@@ -241,15 +241,17 @@ pub fn status_error(call: &Call<'_>, fetched: &Fetched, parsed: UpstreamErrorBod
 
 /// Removes every credential the call used or could have used from an error message.
 pub fn scrub_call_secrets(err: GatewayError, call: &Call<'_>) -> GatewayError {
-    let provider_keys = call.provider.keys.all().iter().map(|k| k.secret.expose());
-    let headers = call.provider.headers.iter().map(|(_, v)| v.expose());
-    err.scrub(
-        call.key
-            .map(|k| k.expose())
-            .into_iter()
-            .chain(provider_keys)
-            .chain(headers),
-    )
+    let mut secrets: Vec<String> = call.credential.map(|c| c.secrets()).unwrap_or_default();
+    for key in call.provider.keys.all() {
+        secrets.extend(key.credential.secrets());
+    }
+    secrets.extend(
+        call.provider
+            .headers
+            .iter()
+            .map(|(_, v)| v.expose().to_string()),
+    );
+    err.scrub(secrets.iter().map(String::as_str))
 }
 
 /// A 2xx answer whose body is not what the API promises.

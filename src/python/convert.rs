@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::errors::gateway_error;
 use crate::error::from_path_error;
 use crate::gateway::RequestOptions;
+use crate::providers::credentials::Credential;
 use crate::secret::Secret;
 
 /// Reads a request body (a dict, possibly nested with dict subclasses) into an engine type. A bad
@@ -29,7 +30,7 @@ pub fn options_from_py(options: Option<&Bound<'_, PyDict>>) -> PyResult<RequestO
         return Ok(opts);
     };
     if let Some(v) = d.get_item("api_key")?.filter(|v| !v.is_none()) {
-        opts.api_key = Some(Secret::new(v.extract::<String>()?));
+        opts.credential = Some(Credential::ApiKey(Secret::new(v.extract::<String>()?)));
     }
     if let Some(v) = d.get_item("api_base")?.filter(|v| !v.is_none()) {
         opts.api_base = Some(v.extract::<String>()?);

@@ -3,23 +3,28 @@
 
 use std::sync::Arc;
 
+use crate::providers::credentials::Credential;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub struct NamedKey {
     /// Shown in logs, metrics and response headers instead of the value.
     pub name: Arc<str>,
-    pub secret: Secret,
+    pub credential: Credential,
     pub weight: u32,
 }
 
 impl NamedKey {
-    pub fn new(name: &str, secret: Secret) -> Self {
+    pub fn new(name: &str, credential: Credential) -> Self {
         NamedKey {
             name: Arc::from(name),
-            secret,
+            credential,
             weight: 1,
         }
+    }
+
+    pub fn api_key(name: &str, secret: Secret) -> Self {
+        Self::new(name, Credential::ApiKey(secret))
     }
 }
 
@@ -84,9 +89,8 @@ mod tests {
     #[test]
     fn weights_hold() {
         let mk = |n: &str, w| NamedKey {
-            name: Arc::from(n),
-            secret: Secret::new(n),
             weight: w,
+            ..NamedKey::api_key(n, Secret::new(n))
         };
         let pool = KeyPool::new(vec![mk("a", 1), mk("b", 3), mk("zero", 0)]);
         assert_eq!(pool.len(), 2);
