@@ -2,6 +2,7 @@
 //! server in [`server`] and the Python bindings in `python` (behind the `python` feature).
 
 pub mod cli;
+pub mod compat;
 pub mod config;
 pub mod error;
 pub mod gateway;

@@ -3,6 +3,7 @@
 //! [`reply::plan`]), injects faults on demand (see [`reply::Scenario`]) or at random
 //! (`error_rate`), and records what it received (`GET /mock/requests`, `GET /mock/stats`).
 
+mod anthropic;
 mod openai;
 pub mod reply;
 
@@ -136,6 +137,7 @@ pub fn app(options: MockOptions) -> Router {
     let state: Shared = Arc::new(MockState::new(options));
     Router::new()
         .merge(openai::routes())
+        .merge(anthropic::routes())
         .route("/mock/requests", get(recorded))
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))

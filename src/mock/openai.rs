@@ -9,11 +9,9 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::reply::{self, Plan, Scenario};
+use super::reply::{self, Scenario};
 use super::{Fault, Shared, json_response};
-use crate::schema::{
-    ChatRequest, EmbeddingInput, EmbeddingRequest, EmbeddingVector, parse_json, unix_now,
-};
+use crate::schema::{ChatRequest, EmbeddingInput, EmbeddingRequest, EmbeddingVector, parse_json};
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -141,6 +139,12 @@ async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         Ok(v) => v,
         Err(resp) => return resp,
     };
+    if scenario.too_long {
+        let body = json!({"error": {
+            "message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 250000 tokens. Please reduce the length of the messages.",
+            "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}});
+        return json_response(StatusCode::BAD_REQUEST, &body);
+    }
     let plan = reply::plan(&req);
     let id = format!(
         "chatcmpl-mock{}",
@@ -152,7 +156,16 @@ async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> R
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        let events = stream_events(&plan, &id, &req.model, include_usage);
+        let events = plan
+            .chunks(&id, &req.model, include_usage)
+            .iter()
+            .map(|c| {
+                Bytes::from(format!(
+                    "data: {}\n\n",
+                    serde_json::to_string(c).unwrap_or_default()
+                ))
+            })
+            .collect();
         let delay = scenario.trickle.unwrap_or(state.options.chunk_delay);
         super::sse_body(
             events,
@@ -161,107 +174,11 @@ async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> R
             Some(Bytes::from_static(b"data: [DONE]\n\n")),
         )
     } else {
-        json_response(StatusCode::OK, &completion(&plan, &id, &req.model))
+        json_response(
+            StatusCode::OK,
+            &serde_json::to_value(plan.response(&id, &req.model)).unwrap_or_default(),
+        )
     }
-}
-
-/// The JSON of a non-streamed completion.
-pub fn completion(plan: &Plan, id: &str, model: &str) -> Value {
-    let choices: Vec<Value> = plan
-        .choices
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut message = json!({"role": "assistant", "content": c.content, "refusal": null});
-            if !c.tool_calls.is_empty() {
-                message["tool_calls"] = c
-                    .tool_calls
-                    .iter()
-                    .map(|t| json!({"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}))
-                    .collect();
-            }
-            json!({"index": i, "message": message, "logprobs": null, "finish_reason": c.finish.as_str()})
-        })
-        .collect();
-    json!({
-        "id": id, "object": "chat.completion", "created": unix_now(), "model": model,
-        "choices": choices,
-        "usage": usage(plan),
-        "system_fingerprint": "fp_mock",
-    })
-}
-
-fn usage(plan: &Plan) -> Value {
-    json!({
-        "prompt_tokens": plan.prompt_tokens, "completion_tokens": plan.completion_tokens,
-        "total_tokens": plan.prompt_tokens + plan.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}
-    })
-}
-
-/// The `data:` payloads of a streamed completion, as OpenAI sends them: a role chunk, content
-/// word by word (or tool-call fragments), a finish chunk, and the usage chunk when asked for.
-pub fn stream_events(plan: &Plan, id: &str, model: &str, include_usage: bool) -> Vec<Bytes> {
-    let created = unix_now();
-    let usage_null = if include_usage {
-        json!({"usage": null})
-    } else {
-        json!({})
-    };
-    let chunk = |index: usize, delta: Value, finish: Option<&str>| {
-        let mut c = json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_mock",
-            "choices": [{"index": index, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        });
-        if let Some(obj) = usage_null.as_object() {
-            for (k, v) in obj {
-                c[k] = v.clone();
-            }
-        }
-        Bytes::from(format!("data: {c}\n\n"))
-    };
-    let mut out = Vec::new();
-    for (i, choice) in plan.choices.iter().enumerate() {
-        out.push(chunk(
-            i,
-            json!({"role": "assistant", "content": "", "refusal": null}),
-            None,
-        ));
-        if let Some(content) = &choice.content {
-            for piece in content.split_inclusive(' ') {
-                out.push(chunk(i, json!({"content": piece}), None));
-            }
-        }
-        for (ti, call) in choice.tool_calls.iter().enumerate() {
-            out.push(chunk(
-                i,
-                json!({"tool_calls": [{"index": ti, "id": call.id, "type": "function",
-                                       "function": {"name": call.name, "arguments": ""}}]}),
-                None,
-            ));
-            let (a, b) = call.arguments.split_at(call.arguments.len() / 2);
-            for part in [a, b] {
-                if !part.is_empty() {
-                    out.push(chunk(
-                        i,
-                        json!({"tool_calls": [{"index": ti, "function": {"arguments": part}}]}),
-                        None,
-                    ));
-                }
-            }
-        }
-        out.push(chunk(i, json!({}), Some(choice.finish.as_str())));
-    }
-    if include_usage {
-        let c = json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": "fp_mock", "choices": [], "usage": usage(plan),
-        });
-        out.push(Bytes::from(format!("data: {c}\n\n")));
-    }
-    out
 }
 
 async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -310,6 +227,9 @@ async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes
 }
 
 async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if headers.contains_key("anthropic-version") {
+        return super::anthropic::models(&state, &headers);
+    }
     let key = bearer(&headers);
     state.record("/v1/models", &headers, key, None, &Bytes::new());
     if let Some(expected) = &state.options.api_key

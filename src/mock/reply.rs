@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::schema::{ChatRequest, FinishReason, MessageContent, Role, ToolChoice, ToolChoiceMode};
+use crate::schema::{
+    ChatChunk, ChatRequest, ChatResponse, Choice, ContentPart, Delta, Extra, FinishReason,
+    FunctionCall, FunctionCallDelta, Message, MessageContent, PromptTokensDetails, Role, ToolCall,
+    ToolCallDelta, ToolChoice, ToolChoiceMode, Usage, unix_now,
+};
 
 /// Fault injection, chosen by words in the model name (so it works through any gateway):
 /// `fail-<status>`, `garbage`, `hang`, `drop`, `slow-<ms>`, `trickle-<ms>`, `stall`.
@@ -26,6 +30,10 @@ pub struct Scenario {
     pub trickle: Option<Duration>,
     /// Stream the first chunk, then go silent forever.
     pub stall: bool,
+    /// Answer with the provider's "prompt too long" error.
+    pub too_long: bool,
+    /// The model refuses (content filter / refusal / safety block, as the provider says it).
+    pub refuse: bool,
 }
 
 impl Scenario {
@@ -50,6 +58,8 @@ impl Scenario {
                 "hang" => s.hang = true,
                 "drop" => s.drop = true,
                 "stall" => s.stall = true,
+                "toolong" => s.too_long = true,
+                "refuse" => s.refuse = true,
                 _ => {}
             }
         }
@@ -79,6 +89,126 @@ pub struct Plan {
     pub completion_tokens: u64,
 }
 
+impl Plan {
+    /// The plan as a canonical (OpenAI-shaped) response.
+    pub fn response(&self, id: &str, model: &str) -> ChatResponse {
+        ChatResponse {
+            id: id.to_string(),
+            object: "chat.completion".into(),
+            created: unix_now(),
+            model: model.to_string(),
+            choices: self
+                .choices
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Choice {
+                    index: i as u32,
+                    message: Message {
+                        role: Role::Assistant,
+                        content: c.content.clone().map(MessageContent::Text),
+                        name: None,
+                        tool_calls: (!c.tool_calls.is_empty()).then(|| {
+                            c.tool_calls
+                                .iter()
+                                .map(|t| ToolCall {
+                                    id: t.id.clone(),
+                                    kind: "function".into(),
+                                    function: FunctionCall {
+                                        name: t.name.clone(),
+                                        arguments: t.arguments.clone(),
+                                        extra: Extra::new(),
+                                    },
+                                    extra: Extra::new(),
+                                })
+                                .collect()
+                        }),
+                        tool_call_id: None,
+                        refusal: None,
+                        extra: Extra::new(),
+                    },
+                    finish_reason: Some(c.finish.clone()),
+                    logprobs: None,
+                    extra: Extra::new(),
+                })
+                .collect(),
+            usage: Some(self.usage()),
+            system_fingerprint: Some("fp_mock".into()),
+            extra: Extra::new(),
+        }
+    }
+
+    pub fn usage(&self) -> Usage {
+        let mut u = Usage::new(self.prompt_tokens, self.completion_tokens);
+        u.prompt_tokens_details = Some(PromptTokensDetails {
+            cached_tokens: Some(0),
+            ..Default::default()
+        });
+        u
+    }
+
+    /// The plan as canonical chunks, the way OpenAI streams: a role chunk, content word by word
+    /// (or tool-call fragments: name first, then arguments in two pieces), a finish chunk, and a
+    /// usage chunk when asked for.
+    pub fn chunks(&self, id: &str, model: &str, include_usage: bool) -> Vec<ChatChunk> {
+        let created = unix_now();
+        let chunk = |index: usize, delta: Delta, finish: Option<FinishReason>| {
+            let mut c = ChatChunk::new(id, model, created).with_delta(delta, finish);
+            c.choices[0].index = index as u32;
+            c.system_fingerprint = Some("fp_mock".into());
+            c
+        };
+        let mut out = Vec::new();
+        for (i, choice) in self.choices.iter().enumerate() {
+            out.push(chunk(
+                i,
+                Delta {
+                    role: Some(Role::Assistant),
+                    content: Some(String::new()),
+                    ..Default::default()
+                },
+                None,
+            ));
+            if let Some(content) = &choice.content {
+                for piece in content.split_inclusive(' ') {
+                    out.push(chunk(i, Delta::content(piece), None));
+                }
+            }
+            for (ti, call) in choice.tool_calls.iter().enumerate() {
+                let fragment = |id: Option<String>, name: Option<String>, arguments: &str| Delta {
+                    tool_calls: Some(vec![ToolCallDelta {
+                        index: ti as u32,
+                        kind: id.as_ref().map(|_| "function".to_string()),
+                        id,
+                        function: Some(FunctionCallDelta {
+                            name,
+                            arguments: Some(arguments.to_string()),
+                        }),
+                        extra: Extra::new(),
+                    }]),
+                    ..Default::default()
+                };
+                out.push(chunk(
+                    i,
+                    fragment(Some(call.id.clone()), Some(call.name.clone()), ""),
+                    None,
+                ));
+                let (a, b) = call.arguments.split_at(call.arguments.len() / 2);
+                for part in [a, b].into_iter().filter(|p| !p.is_empty()) {
+                    out.push(chunk(i, fragment(None, None, part), None));
+                }
+            }
+            out.push(chunk(i, Delta::default(), Some(choice.finish.clone())));
+        }
+        if include_usage {
+            let mut c = ChatChunk::new(id, model, created);
+            c.system_fingerprint = Some("fp_mock".into());
+            c.usage = Some(self.usage());
+            out.push(c);
+        }
+        out
+    }
+}
+
 /// Words as the mock's token unit: simple, deterministic, and easy to assert on.
 pub fn count_tokens(text: &str) -> u64 {
     text.split_whitespace().count() as u64
@@ -100,13 +230,25 @@ pub fn plan(req: &ChatRequest) -> Plan {
         .sum::<u64>()
         .max(1);
     let last = req.messages.last();
-    let last_user_text = req
-        .messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.text())
-        .unwrap_or_default();
+    let last_user = req.messages.iter().rev().find(|m| m.role == Role::User);
+    let last_user_text = last_user.map(|m| m.text()).unwrap_or_default();
+    // Images are acknowledged, so a test can tell they survived translation.
+    let images = last_user
+        .and_then(|m| match &m.content {
+            Some(MessageContent::Parts(parts)) => Some(
+                parts
+                    .iter()
+                    .filter(|p| matches!(p, ContentPart::ImageUrl { .. }))
+                    .count(),
+            ),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let image_note = match images {
+        0 => String::new(),
+        1 => " (and 1 image)".to_string(),
+        n => format!(" (and {n} images)"),
+    };
     let tools: Vec<_> = req
         .tools
         .iter()
@@ -155,7 +297,10 @@ pub fn plan(req: &ChatRequest) -> Plan {
         }
     } else {
         PlannedChoice {
-            content: Some(format!("You said: {}", clip(&last_user_text, 2000))),
+            content: Some(format!(
+                "You said: {}{image_note}",
+                clip(&last_user_text, 2000)
+            )),
             tool_calls: vec![],
             finish: FinishReason::Stop,
         }
@@ -178,6 +323,13 @@ pub fn plan(req: &ChatRequest) -> Plan {
                 choice.finish = FinishReason::Length;
             }
         }
+    }
+    if Scenario::from_model(&req.model).refuse {
+        choice = PlannedChoice {
+            content: Some(String::new()),
+            tool_calls: vec![],
+            finish: FinishReason::ContentFilter,
+        };
     }
     let per_choice = match &choice.content {
         Some(c) => count_tokens(c),

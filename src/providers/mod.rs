@@ -2,6 +2,7 @@
 //! native) and a [`Provider`] implementation that sends them; [`ApiKind`] dispatches to them.
 //! A [`ProviderRuntime`] is one configured provider: its base URL, keys, timeouts and HTTP client.
 
+pub mod anthropic;
 pub mod credentials;
 pub mod openai;
 pub mod presets;
@@ -37,12 +38,16 @@ pub enum ApiKind {
     /// OpenAI Chat Completions, also spoken by the OpenAI-compatible family.
     #[serde(rename = "openai")]
     OpenAi,
+    /// Anthropic Messages.
+    #[serde(rename = "anthropic")]
+    Anthropic,
 }
 
 impl ApiKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ApiKind::OpenAi => "openai",
+            ApiKind::Anthropic => "anthropic",
         }
     }
 }
@@ -83,12 +88,14 @@ impl ApiKind {
     pub async fn chat(self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatResponse> {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat(call, req).await,
+            ApiKind::Anthropic => anthropic::Anthropic.chat(call, req).await,
         }
     }
 
     pub async fn chat_stream(self, call: &Call<'_>, req: &ChatRequest) -> Result<ChunkStream> {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat_stream(call, req).await,
+            ApiKind::Anthropic => anthropic::Anthropic.chat_stream(call, req).await,
         }
     }
 
@@ -99,12 +106,14 @@ impl ApiKind {
     ) -> Result<EmbeddingResponse> {
         match self {
             ApiKind::OpenAi => openai::OpenAi.embeddings(call, req).await,
+            ApiKind::Anthropic => anthropic::Anthropic.embeddings(call, req).await,
         }
     }
 
     pub async fn list_models(self, call: &Call<'_>) -> Result<Vec<Model>> {
         match self {
             ApiKind::OpenAi => openai::OpenAi.list_models(call).await,
+            ApiKind::Anthropic => anthropic::Anthropic.list_models(call).await,
         }
     }
 }

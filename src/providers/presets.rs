@@ -76,6 +76,14 @@ const fn without_stream_usage(mut p: Preset) -> Preset {
 
 pub static PRESETS: &[Preset] = &[
     Preset {
+        key_vars: &["ANTHROPIC_API_KEY"],
+        base_url_vars: &["ANTHROPIC_BASE_URL", "ANTHROPIC_API_BASE"],
+        model_families: &["claude-"],
+        api_version_vars: &["ANTHROPIC_VERSION"],
+        default_api_version: Some("2023-06-01"),
+        ..Preset::base("anthropic", ApiKind::Anthropic, "https://api.anthropic.com")
+    },
+    Preset {
         model_families: &[
             "gpt-",
             "chatgpt-",

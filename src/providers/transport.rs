@@ -234,7 +234,12 @@ pub fn status_error(call: &Call<'_>, fetched: &Fetched, parsed: UpstreamErrorBod
         .with_status(status)
         .with_provider(call.provider.name.clone())
         .with_retry_after(retry_after(&fetched.headers));
-    err.code = parsed.code;
+    // The same situation gets the same code whatever the provider called it.
+    err.code = match kind {
+        ErrorKind::ContextWindowExceeded => Some("context_length_exceeded".into()),
+        ErrorKind::ContentFiltered => Some("content_filter".into()),
+        _ => parsed.code,
+    };
     err.param = parsed.param;
     scrub_call_secrets(err, call)
 }

@@ -1,6 +1,7 @@
 //! The HTTP front door: an axum app exposing the OpenAI API over the [`Gateway`], with graceful
 //! shutdown that drains in-flight requests.
 
+mod anthropic_routes;
 mod body;
 mod openai_routes;
 mod response;
@@ -36,6 +37,8 @@ pub fn app(gateway: Gateway) -> Router {
     Router::new()
         .route("/health", get(openai_routes::health))
         .nest("/v1", openai.clone())
+        .nest("/openai/v1", openai.clone())
+        .route("/anthropic/v1/messages", post(anthropic_routes::messages))
         // Clients configured with a base URL without `/v1` call the bare paths.
         .merge(openai)
         .fallback(openai_routes::unknown_route)

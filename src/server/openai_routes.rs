@@ -120,38 +120,6 @@ pub async fn method_not_allowed(method: Method, uri: Uri, headers: HeaderMap) ->
     error_response(&err, &request_id(&headers))
 }
 
-/// Logs the outcome of a request and turns an error into its response.
 fn finish(route: &'static str, rid: &str, started: Instant, result: Result<Response>) -> Response {
-    let elapsed_us = started.elapsed().as_micros() as u64;
-    match result {
-        Ok(resp) => {
-            let h = resp.headers();
-            let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info!(
-                target: "ferrogate::access",
-                request_id = rid,
-                route,
-                status = resp.status().as_u16(),
-                provider = get("x-ferrogate-provider"),
-                model = get("x-ferrogate-model"),
-                key = get("x-ferrogate-key"),
-                latency_us = elapsed_us,
-                overhead_us = get("x-ferrogate-overhead-us"),
-            );
-            resp
-        }
-        Err(err) => {
-            tracing::info!(
-                target: "ferrogate::access",
-                request_id = rid,
-                route,
-                status = err.status,
-                provider = err.provider.as_deref().unwrap_or(""),
-                error_type = err.kind.as_str(),
-                error = %err.message,
-                latency_us = elapsed_us,
-            );
-            error_response(&err, rid)
-        }
-    }
+    super::response::finish(route, rid, started, result, error_response)
 }

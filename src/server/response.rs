@@ -71,19 +71,11 @@ pub fn local_json(body: Vec<u8>, request_id: &str) -> Response {
 }
 
 pub fn error_response(err: &GatewayError, request_id: &str) -> Response {
-    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::to_vec(&err.to_openai_json()).unwrap_or_default();
-    let mut b = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, JSON)
-        .header("x-request-id", header_value(request_id));
-    if let Some(after) = err.retry_after {
-        b = b.header(header::RETRY_AFTER, after.as_secs_f64().ceil() as u64);
-    }
-    if let Some(p) = &err.provider {
-        b = b.header("x-ferrogate-provider", header_value(p));
-    }
-    b.body(Body::from(body)).unwrap_or_else(internal)
+    error_json(
+        err,
+        request_id,
+        serde_json::to_vec(&err.to_openai_json()).unwrap_or_default(),
+    )
 }
 
 fn internal(e: http::Error) -> Response {
@@ -100,18 +92,12 @@ pub fn sse_response(
     meta: &ServedBy,
     started: Instant,
 ) -> Response {
-    served_headers(Response::builder(), meta, started)
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        // Tell a buffering reverse proxy (nginx) in front of us to pass chunks through.
-        .header("x-accel-buffering", "no")
-        .header("x-request-id", header_value(request_id))
-        .body(Body::from_stream(SseBody::new(
-            stream,
-            request_id.to_string(),
-        )))
-        .unwrap_or_else(internal)
+    event_stream_response(
+        SseBody::new(stream, request_id.to_string()),
+        request_id,
+        meta,
+        started,
+    )
 }
 
 /// Encodes chunks as `data:` events and ends with `data: [DONE]`. An upstream failure after the
@@ -166,4 +152,83 @@ impl Stream for SseBody {
 
 fn error_event(err: &GatewayError) -> Bytes {
     sse::encode_data(&serde_json::to_vec(&err.to_openai_json()).unwrap_or_default())
+}
+
+/// Logs the outcome of a request and renders an error with `render` (each API has its own error
+/// shape).
+pub fn finish(
+    route: &'static str,
+    rid: &str,
+    started: Instant,
+    result: crate::error::Result<Response>,
+    render: fn(&GatewayError, &str) -> Response,
+) -> Response {
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    match result {
+        Ok(resp) => {
+            let h = resp.headers();
+            let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info!(
+                target: "ferrogate::access",
+                request_id = rid,
+                route,
+                status = resp.status().as_u16(),
+                provider = get("x-ferrogate-provider"),
+                model = get("x-ferrogate-model"),
+                key = get("x-ferrogate-key"),
+                latency_us = elapsed_us,
+                overhead_us = get("x-ferrogate-overhead-us"),
+            );
+            resp
+        }
+        Err(err) => {
+            tracing::info!(
+                target: "ferrogate::access",
+                request_id = rid,
+                route,
+                status = err.status,
+                provider = err.provider.as_deref().unwrap_or(""),
+                error_type = err.kind.as_str(),
+                error = %err.message,
+                latency_us = elapsed_us,
+            );
+            render(&err, rid)
+        }
+    }
+}
+
+/// An event-stream response whose body is already encoded by `body`.
+pub fn event_stream_response<S>(
+    body: S,
+    request_id: &str,
+    meta: &ServedBy,
+    started: Instant,
+) -> Response
+where
+    S: Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+{
+    served_headers(Response::builder(), meta, started)
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .header("x-request-id", header_value(request_id))
+        .body(Body::from_stream(body))
+        .unwrap_or_else(internal)
+}
+
+/// An error as JSON in a given API's shape, with the usual headers.
+pub fn error_json(err: &GatewayError, request_id: &str, body: Vec<u8>) -> Response {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut b = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, JSON)
+        .header("x-request-id", header_value(request_id));
+    if let Some(after) = err.retry_after {
+        b = b.header(header::RETRY_AFTER, after.as_secs_f64().ceil() as u64);
+    }
+    if let Some(p) = &err.provider {
+        b = b.header("x-ferrogate-provider", header_value(p));
+    }
+    b.body(Body::from(body)).unwrap_or_else(internal)
 }

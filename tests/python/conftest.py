@@ -78,6 +78,7 @@ def gateway_config(mock_url: str) -> dict[str, Any]:
             "openai": {"base_url": f"{mock_url}/v1", "api_key": MOCK_KEY},
             "badkey": {"base_url": f"{mock_url}/v1", "api_key": WRONG_KEY},
             "slowpoke": {"base_url": f"{mock_url}/v1", "api_key": MOCK_KEY, "timeouts": {"request": "500ms"}},
+            "anthropic": {"base_url": mock_url, "api_key": MOCK_KEY},
         },
         "aliases": {"fast": "openai/gpt-4o-mini", "embedder": "openai/text-embedding-3-small"},
         "server": {"max_request_body": "64KB", "shutdown_timeout": "10s"},
