@@ -249,6 +249,9 @@ fn check_config(file: PathBuf) -> i32 {
                     }
                 );
             }
+            for line in crate::router::describe(&snapshot.config) {
+                println!("  model {line}");
+            }
             0
         }
         Err(e) => {

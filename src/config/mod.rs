@@ -4,6 +4,7 @@
 //! Nothing here is required: an empty config is a working gateway that reads each provider's
 //! standard environment variables (zero-config start).
 
+mod routing;
 mod types;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use routing::{
+    Backoff, Balancing, CircuitBreaker, DeploymentConfig, Hedge, HedgeAfter, KeyConfig,
+    ModelConfig, RetryBudgetConfig, RoutingConfig,
+};
 pub use types::{ByteSize, Dur, parse_byte_size, parse_duration};
 
 use crate::providers::ApiKind;
@@ -30,6 +35,12 @@ pub struct Config {
     /// Public model names mapped to `provider/model` targets, e.g. `fast: groq/llama-3.1-8b-instant`.
     #[serde(default)]
     pub aliases: BTreeMap<String, String>,
+    /// Public model names served by weighted deployments, with fallbacks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Retry, backoff, balancing and circuit-breaker defaults.
+    #[serde(default)]
+    pub routing: RoutingConfig,
     /// Provider for model names without a `provider/` prefix that no alias or known model family
     /// claims. Without it such names are rejected with 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +104,9 @@ pub struct Timeouts {
     /// Longest silence between two chunks of a stream before it is abandoned.
     #[serde(default = "default_stream_idle")]
     pub stream_idle: Dur,
+    /// Longest wait for the first chunk of a stream; until then the request may still fail over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token: Option<Dur>,
 }
 
 fn default_connect() -> Dur {
@@ -111,6 +125,7 @@ impl Default for Timeouts {
             connect: default_connect(),
             request: default_request(),
             stream_idle: default_stream_idle(),
+            first_token: None,
         }
     }
 }
@@ -125,6 +140,8 @@ pub struct TimeoutOverrides {
     pub request: Option<Dur>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_idle: Option<Dur>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token: Option<Dur>,
 }
 
 impl TimeoutOverrides {
@@ -133,6 +150,7 @@ impl TimeoutOverrides {
             connect: self.connect.unwrap_or(base.connect),
             request: self.request.unwrap_or(base.request),
             stream_idle: self.stream_idle.unwrap_or(base.stream_idle),
+            first_token: self.first_token.or(base.first_token),
         }
     }
 }
@@ -148,6 +166,18 @@ pub struct ProviderConfig {
     /// The provider's API key, inline or as `env.VAR_NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<Secret>,
+    /// Several keys, picked at random by weight (instead of `api_key`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyConfig>,
+    /// Requests in flight to this provider at most; more wait in a queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Requests waiting for a slot at most; beyond, they get 429 `queue_full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queue: Option<u32>,
+    /// Refuse with 429 `queue_full` at once instead of waiting for a slot.
+    #[serde(default)]
+    pub drop_excess_requests: bool,
     /// Extra headers sent with every request to this provider (values may be `env.VAR`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, Secret>,
@@ -304,26 +334,92 @@ impl Config {
                     );
                 }
             }
+            if p.api_key.is_some() && !p.keys.is_empty() {
+                return err(
+                    format!("{field}.keys"),
+                    "use either `api_key` or `keys`, not both".into(),
+                );
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (i, key) in p.keys.iter().enumerate() {
+                if key.name.trim().is_empty() {
+                    return err(
+                        format!("{field}.keys[{i}].name"),
+                        "must not be empty".into(),
+                    );
+                }
+                if !seen.insert(key.name.as_str()) {
+                    return err(
+                        format!("{field}.keys[{i}].name"),
+                        format!("duplicate key name {:?}", key.name),
+                    );
+                }
+            }
+            if p.max_concurrency == Some(0) {
+                return err(
+                    format!("{field}.max_concurrency"),
+                    "must be at least 1".into(),
+                );
+            }
         }
         for (alias, target) in &self.aliases {
-            let field = format!("aliases.{alias}");
-            let Some((provider, model)) = target.split_once('/') else {
-                return err(
-                    field,
-                    format!("target {target:?} must be written `provider/model`"),
-                );
-            };
-            if model.is_empty() {
-                return err(field, format!("target {target:?} has an empty model name"));
+            self.check_target(&format!("aliases.{alias}"), target)?;
+        }
+        for (name, model) in &self.models {
+            let field = format!("models.{name}");
+            if name.trim().is_empty() {
+                return err(field, "a model name must not be empty".into());
             }
-            if !self.knows_provider(provider) {
+            if self.aliases.contains_key(name) {
                 return err(
                     field,
-                    format!(
-                        "unknown provider `{provider}` (known: {})",
-                        self.provider_names().join(", ")
-                    ),
+                    format!("`{name}` is also an alias; use one or the other"),
                 );
+            }
+            if model.deployments.is_empty() {
+                return err(
+                    format!("{field}.deployments"),
+                    "needs at least one deployment".into(),
+                );
+            }
+            for (i, d) in model.deployments.iter().enumerate() {
+                let dfield = format!("{field}.deployments[{i}]");
+                let (provider, _) = self.check_target(&format!("{dfield}.model"), &d.model)?;
+                if let Some(url) = &d.base_url {
+                    validate_base_url(url).or_else(|m| err(format!("{dfield}.base_url"), m))?;
+                }
+                let known_keys: Vec<&str> = self
+                    .providers
+                    .get(provider)
+                    .map(|p| p.keys.iter().map(|k| k.name.as_str()).collect())
+                    .unwrap_or_default();
+                for k in &d.keys {
+                    if !known_keys.contains(&k.as_str()) {
+                        return err(
+                            format!("{dfield}.keys"),
+                            format!(
+                                "provider `{provider}` has no key named {k:?} (its keys: {})",
+                                known_keys.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            for (list, names) in [
+                ("fallbacks", &model.fallbacks),
+                ("context_window_fallbacks", &model.context_window_fallbacks),
+            ] {
+                for (i, target) in names.iter().enumerate() {
+                    let known =
+                        self.models.contains_key(target) || self.aliases.contains_key(target);
+                    if !known {
+                        self.check_target(&format!("{field}.{list}[{i}]"), target).map_err(|_| {
+                            ConfigError(format!(
+                                "{field}.{list}[{i}]: {target:?} is neither a model of this config, an alias, nor `provider/model` with a known provider"
+                            ))
+                        })?;
+                    }
+                }
             }
         }
         if let Some(p) = &self.default_provider
@@ -343,7 +439,57 @@ impl Config {
                 "must be at least 1024 bytes".into(),
             );
         }
+        let r = &self.routing;
+        if !(0.0..=0.5).contains(&r.exploration) {
+            return err(
+                "routing.exploration".into(),
+                "must be between 0 and 0.5".into(),
+            );
+        }
+        if !(r.backoff.multiplier >= 1.0 && r.backoff.multiplier.is_finite()) {
+            return err(
+                "routing.backoff.multiplier".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if r.circuit_breaker.failures == 0 {
+            return err(
+                "routing.circuit_breaker.failures".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if !(r.retry_budget.ratio >= 0.0 && r.retry_budget.ratio.is_finite()) {
+            return err(
+                "routing.retry_budget.ratio".into(),
+                "must not be negative".into(),
+            );
+        }
         Ok(())
+    }
+
+    /// Checks a `provider/model` target; returns its two parts.
+    fn check_target<'a>(
+        &self,
+        field: &str,
+        target: &'a str,
+    ) -> Result<(&'a str, &'a str), ConfigError> {
+        let Some((provider, model)) = target.split_once('/') else {
+            return Err(ConfigError(format!(
+                "{field}: target {target:?} must be written `provider/model`"
+            )));
+        };
+        if model.is_empty() {
+            return Err(ConfigError(format!(
+                "{field}: target {target:?} has an empty model name"
+            )));
+        }
+        if !self.knows_provider(provider) {
+            return Err(ConfigError(format!(
+                "{field}: unknown provider `{provider}` (known: {})",
+                self.provider_names().join(", ")
+            )));
+        }
+        Ok((provider, model))
     }
 
     pub fn knows_provider(&self, name: &str) -> bool {

@@ -84,6 +84,20 @@ pub fn resolve(
     env: &dyn EnvSource,
 ) -> Result<(Vec<NamedKey>, bool), ConfigError> {
     let _ = (name, api);
+    if let Some(c) = config
+        && !c.keys.is_empty()
+    {
+        let keys = c
+            .keys
+            .iter()
+            .map(|k| NamedKey {
+                weight: k.weight,
+                models: k.models.clone(),
+                ..NamedKey::api_key(&k.name, k.value.clone())
+            })
+            .collect();
+        return Ok((keys, false));
+    }
     if let Some(secret) = config.and_then(|c| c.api_key.clone()) {
         return Ok((vec![NamedKey::api_key("default", secret)], false));
     }

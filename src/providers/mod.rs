@@ -20,7 +20,10 @@ use transport::upstream_client;
 
 use crate::config::{Config, ConfigError, ProviderConfig, Timeouts};
 use crate::error::Result;
+use crate::router::health::HealthRegistry;
 use crate::router::keys::KeyPool;
+use crate::router::queue::Gate;
+use crate::router::retry::RetryBudget;
 use crate::schema::{
     ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
 };
@@ -166,6 +169,9 @@ pub struct ProviderRuntime {
     pub requires_key: bool,
     pub stream_usage: bool,
     pub settings: ApiSettings,
+    /// Concurrency limit and queue.
+    pub gate: Gate,
+    pub retry_budget: RetryBudget,
     /// Models from the config, advertised by `GET /v1/models`.
     pub advertised_models: Vec<String>,
     /// Configured, or credentials/base URL found in the environment: worth listing in `/v1/models`.
@@ -183,14 +189,42 @@ pub struct ProviderHint {
     pub base_url_var: Option<&'static str>,
 }
 
+/// What building providers needs besides each provider's own config.
+pub struct BuildContext<'a> {
+    pub config: &'a Config,
+    pub env: &'a dyn EnvSource,
+    /// The pooled client shared by providers with the default connect timeout.
+    pub client: reqwest::Client,
+    /// Health outlives snapshots: keys take theirs from here by name.
+    pub health: &'a HealthRegistry,
+}
+
+impl<'a> BuildContext<'a> {
+    pub fn new(
+        config: &'a Config,
+        env: &'a dyn EnvSource,
+        health: &'a HealthRegistry,
+    ) -> Result<Self, ConfigError> {
+        let client = upstream_client(config.timeouts.connect.0)
+            .map_err(|e| ConfigError(format!("cannot build HTTP client: {e}")))?;
+        Ok(BuildContext {
+            config,
+            env,
+            client,
+            health,
+        })
+    }
+}
+
 impl ProviderRuntime {
     pub fn build(
         name: &str,
         config: Option<&ProviderConfig>,
-        global: &Timeouts,
-        env: &dyn EnvSource,
-        shared_client: &reqwest::Client,
+        ctx: &BuildContext<'_>,
     ) -> Result<ProviderRuntime, ConfigError> {
+        let env = ctx.env;
+        let global = &ctx.config.timeouts;
+        let shared_client = &ctx.client;
         let preset = presets::find(name);
         let api = config
             .and_then(|c| c.api)
@@ -242,8 +276,12 @@ impl ProviderRuntime {
         };
         let base_url = base_url.trim_end_matches('/').to_string();
 
-        let (keys, from_env) = credentials::resolve(name, api, config, preset, env)?;
+        let (mut keys, from_env) = credentials::resolve(name, api, config, preset, env)?;
         active |= from_env;
+        for key in &mut keys {
+            key.id = Arc::from(format!("key:{name}/{}", key.name));
+            key.health = ctx.health.get(&key.id);
+        }
 
         let timeouts = config.map(|c| c.timeouts.over(global)).unwrap_or(*global);
         let client = if timeouts.connect == global.connect {
@@ -273,6 +311,12 @@ impl ProviderRuntime {
             requires_key: preset.is_some_and(|p| p.requires_key) && base_url_source == "default",
             stream_usage: preset.is_none_or(|p| p.stream_usage),
             settings,
+            gate: Gate::new(
+                config.and_then(|c| c.max_concurrency),
+                config.and_then(|c| c.max_queue),
+                config.is_some_and(|c| c.drop_excess_requests),
+            ),
+            retry_budget: RetryBudget::new(&ctx.config.routing.retry_budget),
             advertised_models: config.map(|c| c.models.clone()).unwrap_or_default(),
             active,
             base_url_source,
@@ -311,18 +355,11 @@ pub struct ProviderRegistry {
 }
 
 impl ProviderRegistry {
-    pub fn build(config: &Config, env: &dyn EnvSource) -> Result<ProviderRegistry, ConfigError> {
-        let shared = upstream_client(config.timeouts.connect.0)
-            .map_err(|e| ConfigError(format!("cannot build HTTP client: {e}")))?;
+    pub fn build(ctx: &BuildContext<'_>) -> Result<ProviderRegistry, ConfigError> {
+        let config = ctx.config;
         let mut by_name: HashMap<Arc<str>, Arc<ProviderRuntime>> = HashMap::new();
         for name in config.provider_names() {
-            let runtime = ProviderRuntime::build(
-                &name,
-                config.providers.get(&name),
-                &config.timeouts,
-                env,
-                &shared,
-            )?;
+            let runtime = ProviderRuntime::build(&name, config.providers.get(&name), ctx)?;
             by_name.insert(Arc::from(name.as_str()), Arc::new(runtime));
         }
         let mut names: Vec<String> = by_name.keys().map(|k| k.to_string()).collect();
@@ -361,7 +398,9 @@ mod tests {
             ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
             ("TOGETHERAI_API_KEY", "tk"),
         ]);
-        let reg = ProviderRegistry::build(&Config::default(), &e).unwrap();
+        let (config, health) = (Config::default(), HealthRegistry::default());
+        let reg =
+            ProviderRegistry::build(&BuildContext::new(&config, &e, &health).unwrap()).unwrap();
         let openai = reg.get("openai").unwrap();
         assert_eq!(openai.base_url, "http://127.0.0.1:9/v1");
         assert_eq!(openai.base_url_source, "OPENAI_BASE_URL");
@@ -392,7 +431,9 @@ mod tests {
             ("OPENAI_API_KEY", "sk-env"),
             ("OPENAI_BASE_URL", "http://other/v1"),
         ]);
-        let reg = ProviderRegistry::build(&config, &e).unwrap();
+        let health = HealthRegistry::default();
+        let reg =
+            ProviderRegistry::build(&BuildContext::new(&config, &e, &health).unwrap()).unwrap();
         let openai = reg.get("openai").unwrap();
         assert_eq!(openai.base_url, "http://h:1/v1");
         assert_eq!(

@@ -281,6 +281,7 @@ pub fn served_by_dict<'py>(
     let d = PyDict::new(py);
     d.set_item("provider", &*meta.provider)?;
     d.set_item("model", &meta.model)?;
+    d.set_item("deployment", &*meta.deployment)?;
     d.set_item("key_name", meta.key_name.as_deref())?;
     d.set_item("attempts", meta.attempts)?;
     d.set_item("fallback_index", meta.fallback_index)?;

@@ -33,6 +33,7 @@ fn served_headers(
     let mut b = builder
         .header("x-ferrogate-provider", header_value(&meta.provider))
         .header("x-ferrogate-model", header_value(&meta.model))
+        .header("x-ferrogate-deployment", header_value(&meta.deployment))
         .header("x-ferrogate-attempts", meta.attempts)
         .header("x-ferrogate-fallback-index", meta.fallback_index)
         .header(

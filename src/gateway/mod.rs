@@ -1,24 +1,30 @@
 //! The engine both front doors call. A [`Gateway`] holds an atomically swappable [`Snapshot`] of
-//! everything derived from the config (providers, router); a request loads the current snapshot
-//! once and keeps it to the end, so a reload never disturbs requests in flight.
+//! everything derived from the config (providers, routes); a request loads the current snapshot
+//! once and keeps it to the end, so a reload never disturbs requests in flight. Health and
+//! balancer observations live outside snapshots and survive reloads.
+
+mod execute;
+mod ops;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use futures_util::StreamExt;
+use serde_json::Value;
 
 use crate::config::{Config, ConfigError};
-use crate::error::{ErrorKind, GatewayError, Result};
+use crate::error::{GatewayError, Result};
 use crate::providers::credentials::Credential;
 use crate::providers::{
-    Call, ChunkStream, EnvSource, ProcessEnv, ProviderRegistry, ProviderRuntime,
+    BuildContext, Call, ChunkStream, EnvSource, ProcessEnv, ProviderRegistry, ProviderRuntime,
 };
-use crate::router::{Router, Target};
+use crate::router::Router;
+use crate::router::health::HealthRegistry;
 use crate::schema::{
-    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model, ModelList, StreamOptions,
+    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra, Model, ModelList,
 };
+use ops::{ChatOp, EmbedOp, StreamOp};
 
 /// Everything derived from one config, swapped as a whole on reload.
 #[derive(Debug)]
@@ -29,10 +35,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn build(config: Config, env: &dyn EnvSource) -> Result<Snapshot, ConfigError> {
+    pub fn build(
+        config: Config,
+        env: &dyn EnvSource,
+        health: &Arc<HealthRegistry>,
+    ) -> Result<Snapshot, ConfigError> {
         config.validate()?;
-        let providers = ProviderRegistry::build(&config, env)?;
-        let router = Router::new(&config);
+        let ctx = BuildContext::new(&config, env, health)?;
+        let providers = ProviderRegistry::build(&ctx)?;
+        let router = Router::build(&providers, &ctx, health.clone())?;
         Ok(Snapshot {
             config: Arc::new(config),
             providers,
@@ -48,10 +59,51 @@ pub struct RequestOptions {
     pub credential: Option<Credential>,
     /// Send to this base URL instead of the provider's.
     pub api_base: Option<String>,
-    /// Overrides the provider's request timeout.
+    /// Overall deadline of the request, retries and fallbacks included.
     pub timeout: Option<Duration>,
     /// Headers added to the upstream request.
     pub extra_headers: Vec<(String, String)>,
+    /// Models to try, in order, when the requested one fails (replaces the configured ones).
+    pub fallbacks: Vec<String>,
+    /// Retries per model (replaces the configured number).
+    pub retries: Option<u32>,
+}
+
+impl RequestOptions {
+    /// Moves the gateway's own fields out of a request body (`fallbacks`, `num_retries`), so
+    /// they are honoured and not sent to the provider.
+    pub fn take_from_body(&mut self, extra: &mut Extra) -> Result<()> {
+        if let Some(v) = extra.remove("fallbacks") {
+            let list: Vec<String> = match v {
+                Value::Array(items) => items
+                    .into_iter()
+                    .map(|i| match i {
+                        Value::String(s) => Ok(s),
+                        _ => Err(()),
+                    })
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| fallbacks_error())?,
+                Value::Null => vec![],
+                _ => return Err(fallbacks_error()),
+            };
+            if self.fallbacks.is_empty() {
+                self.fallbacks = list;
+            }
+        }
+        if let Some(v) = extra.remove("num_retries") {
+            let n = v.as_u64().filter(|n| *n <= 20).ok_or_else(|| {
+                GatewayError::invalid_request("`num_retries` must be an integer between 0 and 20")
+                    .with_param("num_retries")
+            })?;
+            self.retries.get_or_insert(n as u32);
+        }
+        Ok(())
+    }
+}
+
+fn fallbacks_error() -> GatewayError {
+    GatewayError::invalid_request("`fallbacks` must be a list of model names")
+        .with_param("fallbacks")
 }
 
 /// Which upstream served a request, and how.
@@ -60,13 +112,15 @@ pub struct ServedBy {
     pub provider: Arc<str>,
     /// The provider's model id.
     pub model: String,
+    /// The deployment that answered (`provider/model` or its configured name).
+    pub deployment: Arc<str>,
     /// Name of the key used (never its value); `request` for a key given with the request.
     pub key_name: Option<Arc<str>>,
     /// Upstream calls made, including the one that answered.
     pub attempts: u32,
-    /// 0 for the primary candidate, n for the n-th fallback.
+    /// 0 for the requested model, n for the n-th fallback.
     pub fallback_index: u32,
-    /// Time spent waiting on the upstream (for streams: until the response head).
+    /// Time spent waiting on the upstream (for streams: until the first chunk).
     pub upstream: Duration,
 }
 
@@ -83,6 +137,7 @@ pub struct Gateway {
 
 struct Inner {
     snapshot: ArcSwap<Snapshot>,
+    health: Arc<HealthRegistry>,
     /// Upstream model lists for `GET /v1/models`, per provider, with their fetch time.
     models_cache: Mutex<HashMap<Arc<str>, CachedModels>>,
 }
@@ -100,10 +155,12 @@ impl Gateway {
     }
 
     pub fn with_env(config: Config, env: &dyn EnvSource) -> Result<Gateway, ConfigError> {
-        let snapshot = Snapshot::build(config, env)?;
+        let health = Arc::new(HealthRegistry::default());
+        let snapshot = Snapshot::build(config, env, &health)?;
         Ok(Gateway {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(snapshot),
+                health,
                 models_cache: Mutex::new(HashMap::new()),
             }),
         })
@@ -118,9 +175,15 @@ impl Gateway {
         self.snapshot().config.clone()
     }
 
-    /// Replaces the config. In-flight requests finish on the snapshot they started with.
+    /// Health of every key and deployment seen so far (for metrics and the admin API).
+    pub fn health(&self) -> &HealthRegistry {
+        &self.inner.health
+    }
+
+    /// Replaces the config. In-flight requests finish on the snapshot they started with; health
+    /// and balancer observations carry over.
     pub fn reload(&self, config: Config) -> Result<(), ConfigError> {
-        let snapshot = Snapshot::build(config, &ProcessEnv)?;
+        let snapshot = Snapshot::build(config, &ProcessEnv, &self.inner.health)?;
         self.inner.snapshot.store(Arc::new(snapshot));
         self.inner
             .models_cache
@@ -135,61 +198,27 @@ impl Gateway {
         mut req: ChatRequest,
         opts: &RequestOptions,
     ) -> Result<Served<ChatResponse>> {
+        let mut opts = opts.clone();
+        opts.take_from_body(&mut req.extra)?;
         req.validate()?;
         let snapshot = self.snapshot();
-        let route = snapshot.router.resolve(&req.model, &snapshot.providers)?;
-        let target = &route.candidates[0];
-        req.model.clone_from(&target.model);
-        req.stream = None;
-        req.stream_options = None;
-        let attempt = Attempt::new(target, opts)?;
-        let call = attempt.call(opts);
-        let started = Instant::now();
-        let value = target.provider.api.chat(&call, &req).await?;
-        Ok(Served {
-            value,
-            meta: attempt.served_by(started.elapsed()),
-        })
+        let route = snapshot.router.route(&req.model, &snapshot.providers)?;
+        execute::execute(&snapshot, route, &opts, ChatOp::new(req)).await
     }
 
-    /// Opens a stream: returns once the upstream has accepted the request (so errors such as a bad
-    /// key surface here, not as the first item), then yields chunks as they arrive.
+    /// Opens a stream: returns once a provider has sent the first chunk (until then a failure
+    /// is retried or falls back like any other), then yields chunks as they arrive.
     pub async fn chat_stream(
         &self,
         mut req: ChatRequest,
         opts: &RequestOptions,
     ) -> Result<Served<ChunkStream>> {
+        let mut opts = opts.clone();
+        opts.take_from_body(&mut req.extra)?;
         req.validate()?;
         let snapshot = self.snapshot();
-        let route = snapshot.router.resolve(&req.model, &snapshot.providers)?;
-        let target = &route.candidates[0];
-        req.model.clone_from(&target.model);
-        req.stream = Some(true);
-        // Always ask for usage where the provider supports it (the gateway accounts for tokens);
-        // the usage chunk is passed on only if the caller asked for it.
-        let caller_wants_usage = req
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false);
-        if target.provider.stream_usage {
-            req.stream_options
-                .get_or_insert_with(StreamOptions::default)
-                .include_usage = Some(true);
-        }
-        let attempt = Attempt::new(target, opts)?;
-        let call = attempt.call(opts);
-        let started = Instant::now();
-        let stream = target.provider.api.chat_stream(&call, &req).await?;
-        let stream = if caller_wants_usage {
-            stream
-        } else {
-            without_usage(stream)
-        };
-        Ok(Served {
-            value: stream,
-            meta: attempt.served_by(started.elapsed()),
-        })
+        let route = snapshot.router.route(&req.model, &snapshot.providers)?;
+        execute::execute(&snapshot, route, &opts, StreamOp::new(req)).await
     }
 
     pub async fn embeddings(
@@ -197,19 +226,12 @@ impl Gateway {
         mut req: EmbeddingRequest,
         opts: &RequestOptions,
     ) -> Result<Served<EmbeddingResponse>> {
+        let mut opts = opts.clone();
+        opts.take_from_body(&mut req.extra)?;
         req.validate()?;
         let snapshot = self.snapshot();
-        let route = snapshot.router.resolve(&req.model, &snapshot.providers)?;
-        let target = &route.candidates[0];
-        req.model.clone_from(&target.model);
-        let attempt = Attempt::new(target, opts)?;
-        let call = attempt.call(opts);
-        let started = Instant::now();
-        let value = target.provider.api.embeddings(&call, &req).await?;
-        Ok(Served {
-            value,
-            meta: attempt.served_by(started.elapsed()),
-        })
+        let route = snapshot.router.route(&req.model, &snapshot.providers)?;
+        execute::execute(&snapshot, route, &opts, EmbedOp { req }).await
     }
 
     /// The models list for a caller. With an `api_base` in the options (a client pointed at one
@@ -255,10 +277,8 @@ impl Gateway {
     pub async fn list_models(&self) -> ModelList {
         let snapshot = self.snapshot();
         let mut data: Vec<Model> = Vec::new();
-        let mut aliases: Vec<_> = snapshot.router.aliases().collect();
-        aliases.sort_by(|a, b| a.0.cmp(b.0));
-        for (alias, (provider, _)) in aliases {
-            data.push(Model::new(alias.clone(), provider.clone()));
+        for (name, owner) in snapshot.router.configured() {
+            data.push(Model::new(name, owner));
         }
         let mut providers: Vec<&Arc<ProviderRuntime>> =
             snapshot.providers.iter().filter(|p| p.active).collect();
@@ -333,100 +353,4 @@ impl Gateway {
             }
         }
     }
-}
-
-/// One upstream call being prepared: the target and the key chosen for it.
-struct Attempt<'a> {
-    target: &'a Target,
-    key: Option<(&'a Credential, Arc<str>)>,
-}
-
-impl<'a> Attempt<'a> {
-    fn new(target: &'a Target, opts: &'a RequestOptions) -> Result<Attempt<'a>> {
-        let provider = &target.provider;
-        let key = match &opts.credential {
-            Some(credential) => Some((credential, Arc::from("request"))),
-            None => provider
-                .keys
-                .pick()
-                .map(|k| (&k.credential, k.name.clone())),
-        };
-        if provider.base_url.is_empty() && opts.api_base.is_none() {
-            let p = provider.name.as_ref();
-            let var = provider
-                .hint
-                .base_url_var
-                .map(|v| format!("{v}, or "))
-                .unwrap_or_default();
-            return Err(GatewayError::new(
-                ErrorKind::InvalidRequest,
-                format!("provider `{p}` has no endpoint configured: set {var}`providers.{p}.base_url` in the config"),
-            )
-            .with_provider(provider.name.clone())
-            .with_code("missing_base_url"));
-        }
-        if key.is_none() && provider.requires_key && opts.api_base.is_none() {
-            let p = provider.name.as_ref();
-            let var = provider
-                .hint
-                .key_var
-                .map(|v| format!("{v}, or "))
-                .unwrap_or_default();
-            return Err(GatewayError::new(
-                ErrorKind::Authentication,
-                format!("no credentials for provider `{p}`: set {var}`providers.{p}.api_key` in the config"),
-            )
-            .with_provider(provider.name.clone())
-            .with_code("missing_api_key"));
-        }
-        Ok(Attempt { target, key })
-    }
-
-    fn call(&self, opts: &'a RequestOptions) -> Call<'a> {
-        let provider = &self.target.provider;
-        let mut timeouts = provider.timeouts;
-        if let Some(t) = opts.timeout {
-            timeouts.request = crate::config::Dur(t);
-        }
-        Call {
-            provider,
-            credential: self.key.as_ref().map(|(c, _)| *c),
-            base_url: opts
-                .api_base
-                .as_deref()
-                .map(|b| b.trim_end_matches('/'))
-                .unwrap_or(&provider.base_url),
-            timeouts,
-            extra_headers: &opts.extra_headers,
-        }
-    }
-
-    fn served_by(&self, upstream: Duration) -> ServedBy {
-        ServedBy {
-            provider: self.target.provider.name.clone(),
-            model: self.target.model.clone(),
-            key_name: self.key.as_ref().map(|(_, n)| n.clone()),
-            attempts: 1,
-            fallback_index: 0,
-            upstream,
-        }
-    }
-}
-
-/// Drops the usage-only chunk the gateway asked for on the caller's behalf, and usage fields on
-/// other chunks, so the caller sees exactly the stream it asked for.
-fn without_usage(stream: ChunkStream) -> ChunkStream {
-    Box::pin(stream.filter_map(|item| {
-        futures_util::future::ready(match item {
-            Ok(mut chunk) if chunk.usage.is_some() => {
-                if chunk.choices.is_empty() {
-                    None
-                } else {
-                    chunk.usage = None;
-                    Some(Ok(chunk))
-                }
-            }
-            other => Some(other),
-        })
-    }))
 }

@@ -1,0 +1,185 @@
+//! The operations the executor runs against a deployment: one upstream call each. They own the
+//! request; each attempt puts the deployment's model id in it (no copy), and hedging forks a
+//! copy for the second attempt.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::error::{ErrorKind, GatewayError, Result};
+use crate::providers::{Call, ChunkStream};
+use crate::schema::{
+    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamOptions,
+};
+
+pub trait Operation: Send {
+    type Output: Send;
+
+    /// One upstream call to `model` through `call`.
+    fn attempt(
+        &mut self,
+        call: &Call<'_>,
+        model: &str,
+    ) -> impl Future<Output = Result<Self::Output>> + Send;
+
+    /// An independent copy, for a hedged second attempt.
+    fn fork(&self) -> Self
+    where
+        Self: Sized;
+}
+
+pub struct ChatOp {
+    pub req: ChatRequest,
+}
+
+impl ChatOp {
+    pub fn new(mut req: ChatRequest) -> Self {
+        req.stream = None;
+        req.stream_options = None;
+        ChatOp { req }
+    }
+}
+
+impl Operation for ChatOp {
+    type Output = ChatResponse;
+
+    async fn attempt(&mut self, call: &Call<'_>, model: &str) -> Result<ChatResponse> {
+        self.req.model.clear();
+        self.req.model.push_str(model);
+        call.provider.api.chat(call, &self.req).await
+    }
+
+    fn fork(&self) -> Self {
+        ChatOp {
+            req: self.req.clone(),
+        }
+    }
+}
+
+/// A streamed chat. An attempt succeeds only once the first chunk has arrived (within the
+/// time-to-first-token limit): until then nothing has reached the caller, so a failure can still
+/// be retried elsewhere.
+pub struct StreamOp {
+    pub req: ChatRequest,
+    caller_wants_usage: bool,
+}
+
+impl StreamOp {
+    pub fn new(mut req: ChatRequest) -> Self {
+        req.stream = Some(true);
+        let caller_wants_usage = req
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        StreamOp {
+            req,
+            caller_wants_usage,
+        }
+    }
+}
+
+impl Operation for StreamOp {
+    type Output = ChunkStream;
+
+    async fn attempt(&mut self, call: &Call<'_>, model: &str) -> Result<ChunkStream> {
+        self.req.model.clear();
+        self.req.model.push_str(model);
+        // Always ask for usage where the provider supports it (the gateway accounts for tokens);
+        // the usage chunk is passed on only if the caller asked for it.
+        if call.provider.stream_usage {
+            self.req
+                .stream_options
+                .get_or_insert_with(StreamOptions::default)
+                .include_usage = Some(true);
+        } else if !self.caller_wants_usage {
+            self.req.stream_options = None;
+        }
+        let mut stream = call.provider.api.chat_stream(call, &self.req).await?;
+        let first = match call.timeouts.first_token {
+            Some(limit) => tokio::time::timeout(limit.0, stream.next())
+                .await
+                .map_err(|_| first_token_timeout(call, limit.0))?,
+            None => stream.next().await,
+        };
+        let first = match first {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return Err(e),
+            None => {
+                return Err(GatewayError::new(
+                    ErrorKind::BadUpstreamResponse,
+                    format!(
+                        "provider `{}` ended the stream without any chunk",
+                        call.provider.name
+                    ),
+                )
+                .with_provider(call.provider.name.clone()));
+            }
+        };
+        let stream: ChunkStream =
+            Box::pin(futures_util::stream::once(async { Ok(first) }).chain(stream));
+        Ok(if self.caller_wants_usage {
+            stream
+        } else {
+            without_usage(stream)
+        })
+    }
+
+    fn fork(&self) -> Self {
+        StreamOp {
+            req: self.req.clone(),
+            caller_wants_usage: self.caller_wants_usage,
+        }
+    }
+}
+
+fn first_token_timeout(call: &Call<'_>, limit: Duration) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Timeout,
+        format!(
+            "provider `{}` sent no chunk within the time-to-first-token limit of {:.1}s",
+            call.provider.name,
+            limit.as_secs_f64()
+        ),
+    )
+    .with_provider(call.provider.name.clone())
+}
+
+/// Drops the usage-only chunk the gateway asked for on the caller's behalf, and usage fields on
+/// other chunks, so the caller sees exactly the stream it asked for.
+fn without_usage(stream: ChunkStream) -> ChunkStream {
+    Box::pin(stream.filter_map(|item| {
+        futures_util::future::ready(match item {
+            Ok(mut chunk) if chunk.usage.is_some() => {
+                if chunk.choices.is_empty() {
+                    None
+                } else {
+                    chunk.usage = None;
+                    Some(Ok(chunk))
+                }
+            }
+            other => Some(other),
+        })
+    }))
+}
+
+pub struct EmbedOp {
+    pub req: EmbeddingRequest,
+}
+
+impl Operation for EmbedOp {
+    type Output = EmbeddingResponse;
+
+    async fn attempt(&mut self, call: &Call<'_>, model: &str) -> Result<EmbeddingResponse> {
+        self.req.model.clear();
+        self.req.model.push_str(model);
+        call.provider.api.embeddings(call, &self.req).await
+    }
+
+    fn fork(&self) -> Self {
+        EmbedOp {
+            req: self.req.clone(),
+        }
+    }
+}
