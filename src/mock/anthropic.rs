@@ -157,6 +157,18 @@ async fn messages(State(state): State<Shared>, headers: HeaderMap, body: Bytes) 
         return error(400, &message);
     }
     let streaming = req.stream == Some(true);
+    match super::runtime_fault(&state, key, &req.model).await {
+        Some((Fault::Status(s), retry_after)) => {
+            return super::with_retry_after(error(s, default_message(s)), retry_after);
+        }
+        Some((Fault::Drop, _)) => {
+            return super::dropped_response(
+                "application/json",
+                Bytes::from_static(b"{\"id\":\"msg_"),
+            );
+        }
+        _ => {}
+    }
     let scenario = Scenario::from_model(&req.model);
     match super::before_answer(&state, &scenario, streaming).await {
         Some(Fault::Status(s)) => return error(s, default_message(s)),

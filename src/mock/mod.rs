@@ -68,6 +68,46 @@ pub struct MockState {
     pub options: MockOptions,
     recorded: Mutex<VecDeque<Recorded>>,
     counts: Mutex<BTreeMap<String, u64>>,
+    faults: Mutex<Vec<FaultRule>>,
+}
+
+/// A fault switched on at runtime with `POST /mock/faults`, for requests matching its key and
+/// model: an error status (with `Retry-After` for 429), a cut connection, or a delay.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// Only requests sent with this credential (the whole value, or its last 4 characters).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Only requests for this model.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Seconds for `Retry-After` (429 and 503).
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// Cut the connection instead of answering.
+    #[serde(default)]
+    pub drop: bool,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Requests it applies to before it expires; forever when absent.
+    #[serde(default)]
+    pub remaining: Option<u64>,
+}
+
+impl FaultRule {
+    fn matches(&self, key: Option<&str>, model: &str) -> bool {
+        let key_ok = match (&self.key, key) {
+            (None, _) => true,
+            (Some(want), Some(got)) => {
+                got == want || (want.len() == 4 && got.ends_with(want.as_str()))
+            }
+            (Some(_), None) => false,
+        };
+        key_ok && self.model.as_deref().is_none_or(|m| m == model)
+    }
 }
 
 type Shared = Arc<MockState>;
@@ -78,6 +118,7 @@ impl MockState {
             options,
             recorded: Mutex::new(VecDeque::new()),
             counts: Mutex::new(BTreeMap::new()),
+            faults: Mutex::new(Vec::new()),
         }
     }
 
@@ -141,6 +182,10 @@ pub fn app(options: MockOptions) -> Router {
         .route("/mock/requests", get(recorded))
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))
+        .route(
+            "/mock/faults",
+            post(add_faults).get(list_faults).delete(clear_faults),
+        )
         .route("/health", get(|| async { "ok" }))
         .with_state(state)
 }
@@ -156,6 +201,45 @@ async fn recorded(State(state): State<Shared>) -> Response {
         })
         .collect();
     json_response(StatusCode::OK, &json!({ "requests": items }))
+}
+
+async fn add_faults(State(state): State<Shared>, body: Bytes) -> Response {
+    let rules: Vec<FaultRule> = match serde_json::from_slice::<Value>(&body) {
+        Ok(v @ Value::Array(_)) => match serde_json::from_value(v) {
+            Ok(r) => r,
+            Err(e) => {
+                return json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
+            }
+        },
+        Ok(v) => match serde_json::from_value(v) {
+            Ok(r) => vec![r],
+            Err(e) => {
+                return json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()}));
+            }
+        },
+        Err(e) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+    };
+    let mut faults = state.faults.lock().unwrap_or_else(|p| p.into_inner());
+    faults.extend(rules);
+    json_response(StatusCode::OK, &json!({"faults": faults.len()}))
+}
+
+async fn list_faults(State(state): State<Shared>) -> Response {
+    let faults = state
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    json_response(StatusCode::OK, &json!({"faults": faults}))
+}
+
+async fn clear_faults(State(state): State<Shared>) -> Response {
+    state
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+    json_response(StatusCode::OK, &json!({"faults": 0}))
 }
 
 async fn stats(State(state): State<Shared>) -> Response {
@@ -269,6 +353,44 @@ pub(crate) enum Fault {
     Status(u16),
     Garbage,
     Drop,
+}
+
+/// The first runtime fault rule matching this request (delays are applied here), consuming one
+/// use of it. Returns the fault and the `Retry-After` to send with it.
+pub(crate) async fn runtime_fault(
+    state: &MockState,
+    key: Option<&str>,
+    model: &str,
+) -> Option<(Fault, Option<u64>)> {
+    let rule = {
+        let mut faults = state.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let i = faults.iter().position(|r| r.matches(key, model))?;
+        let rule = faults[i].clone();
+        if let Some(n) = &mut faults[i].remaining {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                faults.remove(i);
+            }
+        }
+        rule
+    };
+    if let Some(ms) = rule.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if rule.drop {
+        return Some((Fault::Drop, None));
+    }
+    rule.status.map(|s| (Fault::Status(s), rule.retry_after))
+}
+
+/// Sets `Retry-After` on an error response when a fault rule asked for a specific value.
+pub(crate) fn with_retry_after(mut resp: Response, retry_after: Option<u64>) -> Response {
+    if let Some(secs) = retry_after
+        && let Ok(v) = secs.to_string().parse()
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// Applies latency and the scenario's delays, hangs forever for `hang`, and returns the fault to

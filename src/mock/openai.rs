@@ -113,6 +113,18 @@ async fn admit<T: for<'a> serde::Deserialize<'a>>(
         ));
     }
     let req = parsed.map_err(|e| error(400, Some(e.message)))?;
+    match super::runtime_fault(state, key, model_of(&req)).await {
+        Some((Fault::Status(s), retry_after)) => {
+            return Err(super::with_retry_after(error(s, None), retry_after));
+        }
+        Some((Fault::Drop, _)) => {
+            return Err(super::dropped_response(
+                "application/json",
+                Bytes::from_static(b"{\"id\":\"chatcmpl-"),
+            ));
+        }
+        _ => {}
+    }
     let scenario = Scenario::from_model(model_of(&req));
     match super::before_answer(state, &scenario, streaming(&req)).await {
         Some(Fault::Status(s)) => Err(error(s, None)),
