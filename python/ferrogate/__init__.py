@@ -47,6 +47,7 @@ from .errors import (
     Timeout,
     UnprocessableEntityError,
 )
+from .router import Router
 from .server import Server, serve
 from .types import (
     ChatCompletion,
@@ -69,6 +70,7 @@ __all__ = [
     "configure",
     "default_gateway",
     "Gateway",
+    "Router",
     "OpenAI",
     "AsyncOpenAI",
     "Stream",

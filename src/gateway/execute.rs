@@ -179,7 +179,10 @@ impl<'a> Run<'a> {
         fallback_index: u32,
     ) -> Outcome<O::Output> {
         let mut tries_left = self.opts.retries.unwrap_or(route.retries) + 1;
+        // Tried deployments are avoided while others are available; unusable ones (no key left,
+        // the only key rejected) are not picked again in this request.
         let mut tried: Vec<usize> = Vec::new();
+        let mut unusable: Vec<usize> = Vec::new();
         let mut backoffs = 0u32;
         while tries_left > 0 {
             if self.out_of_time() {
@@ -190,20 +193,20 @@ impl<'a> Run<'a> {
                 return Outcome::OutOfTime;
             }
             let now = now_ms();
-            let Some(idx) = choose(route, &tried, now, self.routing) else {
+            let Some(idx) = choose(route, &tried, &unusable, now, self.routing) else {
                 self.remember_if_nothing_better(nothing_available(route, now));
                 return Outcome::Exhausted;
             };
             let dep = &route.deployments[idx];
             let key = match self.key_for(dep, now) {
                 Ok(k) => k,
-                Err(e) if e.kind == ErrorKind::RateLimited => {
-                    // Every key of this deployment is cooling down: try another deployment.
+                Err(e)
+                    if e.code.as_deref() == Some("keys_cooling_down")
+                        || e.code.as_deref() == Some("keys_rejected") =>
+                {
+                    // No usable key in this deployment: another deployment may have one.
                     self.remember_if_nothing_better(e);
-                    tried.push(idx);
-                    if tried.len() >= route.deployments.len() {
-                        return Outcome::Exhausted;
-                    }
+                    unusable.push(idx);
                     continue;
                 }
                 Err(e) => return Outcome::Fatal(e),
@@ -273,8 +276,13 @@ impl<'a> Run<'a> {
                                     now,
                                     err.retry_after.unwrap_or(RATE_LIMITED_KEY_COOLDOWN),
                                 );
-                            } else {
+                            } else if dep.keys.len() > 1 {
+                                // Rejected: set aside wherever it is used, so another key is tried.
                                 k.health.cool_down(now, REJECTED_KEY_COOLDOWN);
+                            } else {
+                                // The only key: setting it aside would only hide the provider's
+                                // answer; another deployment may still serve.
+                                unusable.push(winner);
                             }
                             tracing::debug!(deployment = %dep.name, key = %k.name, error = %err, "key set aside");
                             self.remember(err);
@@ -300,7 +308,7 @@ impl<'a> Run<'a> {
                             }
                             tried.push(winner);
                             // Another deployment goes at once; the same one again after a backoff.
-                            if !has_other(route, &tried, now) {
+                            if !has_other(route, &tried, &unusable, now) {
                                 let wait = retry::backoff(&self.routing.backoff, backoffs)
                                     .max(retry_after.unwrap_or_default());
                                 backoffs += 1;
@@ -356,6 +364,17 @@ impl<'a> Run<'a> {
         }
         match dep.keys.pick_available(now) {
             Some(k) => Ok(KeyChoice::Pool(k)),
+            None if dep.keys.all().iter().all(|k| !k.health.is_available(now)) => {
+                Err(GatewayError::new(
+                    ErrorKind::Authentication,
+                    format!(
+                        "the provider rejected every key of deployment `{}` within the last minute",
+                        dep.name
+                    ),
+                )
+                .with_provider(p.name.clone())
+                .with_code("keys_rejected"))
+            }
             None => {
                 let wait = dep.keys.next_available_in(now).unwrap_or(0);
                 Err(GatewayError::new(
@@ -400,7 +419,7 @@ impl<'a> Run<'a> {
         let now = now_ms();
         let mut others: Vec<usize> = tried.to_vec();
         others.push(idx);
-        let second = choose(route, &others, now, self.routing)
+        let second = choose(route, &[], &others, now, self.routing)
             .filter(|&i| i != idx)
             .and_then(|i| {
                 let dep2 = &route.deployments[i];
@@ -465,7 +484,13 @@ fn record_failure(
 
 /// Picks a deployment among the available ones, preferring those not tried yet, and claims the
 /// probe of a half-open one. `None` when nothing is available.
-fn choose(route: &ModelRoute, tried: &[usize], now: u64, routing: &RoutingConfig) -> Option<usize> {
+fn choose(
+    route: &ModelRoute,
+    tried: &[usize],
+    unusable: &[usize],
+    now: u64,
+    routing: &RoutingConfig,
+) -> Option<usize> {
     for allow_tried in [false, true] {
         let mut excluded: [bool; MAX_CANDIDATES] = [false; MAX_CANDIDATES];
         loop {
@@ -473,6 +498,7 @@ fn choose(route: &ModelRoute, tried: &[usize], now: u64, routing: &RoutingConfig
             let mut n = 0;
             for (i, d) in route.deployments.iter().enumerate().take(MAX_CANDIDATES) {
                 if excluded[i]
+                    || unusable.contains(&i)
                     || (!allow_tried && tried.contains(&i))
                     || !d.health.is_available(now)
                 {
@@ -506,12 +532,10 @@ fn choose(route: &ModelRoute, tried: &[usize], now: u64, routing: &RoutingConfig
     None
 }
 
-fn has_other(route: &ModelRoute, tried: &[usize], now: u64) -> bool {
-    route
-        .deployments
-        .iter()
-        .enumerate()
-        .any(|(i, d)| !tried.contains(&i) && d.weight > 0 && d.health.is_available(now))
+fn has_other(route: &ModelRoute, tried: &[usize], unusable: &[usize], now: u64) -> bool {
+    route.deployments.iter().enumerate().any(|(i, d)| {
+        !tried.contains(&i) && !unusable.contains(&i) && d.weight > 0 && d.health.is_available(now)
+    })
 }
 
 fn nothing_available(route: &ModelRoute, now: u64) -> GatewayError {

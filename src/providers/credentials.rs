@@ -64,6 +64,15 @@ impl Credential {
         }
     }
 
+    /// A stable fingerprint of the secret material (never shown), so that health kept under a
+    /// key's identity starts fresh when the key's value changes.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.secrets().hash(&mut h);
+        h.finish()
+    }
+
     /// What kind of credential this is, for messages ("an API key", "AWS credentials").
     pub fn describe(&self) -> &'static str {
         match self {

@@ -279,7 +279,11 @@ impl ProviderRuntime {
         let (mut keys, from_env) = credentials::resolve(name, api, config, preset, env)?;
         active |= from_env;
         for key in &mut keys {
-            key.id = Arc::from(format!("key:{name}/{}", key.name));
+            key.id = Arc::from(format!(
+                "key:{name}/{}#{:x}",
+                key.name,
+                key.credential.fingerprint()
+            ));
             key.health = ctx.health.get(&key.id);
         }
 

@@ -318,7 +318,11 @@ fn dedicated_runtime(
     // Its keys are its own: their health must not be shared with the provider's keys.
     let mut keys: Vec<_> = runtime.keys.all().to_vec();
     for k in &mut keys {
-        k.id = Arc::from(format!("key:{dep_name}/{}", k.name));
+        k.id = Arc::from(format!(
+            "key:{dep_name}/{}#{:x}",
+            k.name,
+            k.credential.fingerprint()
+        ));
         k.health = ctx.health.get(&k.id);
     }
     runtime.keys = KeyPool::new(keys);
