@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: serve test build setup test-rust test-python lint fmt clean
+.PHONY: serve test build setup test-rust test-python lint fmt clean bench-failover
 
 ## Create the virtualenv with the build and test tools.
 $(DEPS): pyproject.toml
@@ -35,6 +35,10 @@ test-rust:
 
 test-python: build
 	$(BIN)/python -m pytest -q
+
+## Failover benchmark: 1000 RPS for 30 s, one deployment killed and restarted (report in bench-results/).
+bench-failover: build
+	benches/failover.sh 1000 30
 
 lint:
 	cargo fmt --check

@@ -28,6 +28,9 @@ enum Command {
     Serve(ServeArgs),
     /// Run a mock LLM provider speaking the providers' wire formats, to test or rehearse a setup.
     MockUpstream(MockArgs),
+    /// Load-test a running gateway (or any OpenAI-compatible server) and report latency,
+    /// throughput, errors and the gateway's own overhead.
+    Bench(BenchArgs),
     /// Validate a config file and print the resolved providers.
     CheckConfig {
         /// JSON or YAML config file.
@@ -49,6 +52,45 @@ struct ServeArgs {
     /// Log level or filter, e.g. `debug` or `info,ferrogate=debug` (overrides logging.level).
     #[arg(long)]
     log_level: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Base URL of the server under test.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Endpoint path.
+    #[arg(long, default_value = "/v1/chat/completions")]
+    path: String,
+    #[arg(long, short, default_value = "gpt-4o-mini")]
+    model: String,
+    /// Requests per second (0: as fast as --concurrency allows).
+    #[arg(long, short, default_value_t = 100.0)]
+    rate: f64,
+    /// How long to send, e.g. 30s or 2m.
+    #[arg(long, short, default_value = "10s", value_parser = crate::config::parse_duration)]
+    duration: Duration,
+    /// Requests in flight at most.
+    #[arg(long, short, default_value_t = 256)]
+    concurrency: usize,
+    /// Stream the responses (also measures time to first byte).
+    #[arg(long)]
+    stream: bool,
+    /// Words in the prompt.
+    #[arg(long, default_value_t = 16)]
+    prompt_words: usize,
+    /// Count the values of this response header per second (e.g. x-ferrogate-deployment).
+    #[arg(long)]
+    track_header: Option<String>,
+    /// Bearer token to send.
+    #[arg(long, env = "FERROGATE_BENCH_API_KEY")]
+    api_key: Option<String>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -89,6 +131,7 @@ pub fn run(args: Vec<String>) -> i32 {
     match cli.command {
         Command::Serve(a) => serve(a),
         Command::MockUpstream(a) => mock_upstream(a),
+        Command::Bench(a) => bench(a),
         Command::CheckConfig { file } => check_config(file),
     }
 }
@@ -218,6 +261,50 @@ fn mock_upstream(a: MockArgs) -> i32 {
         mock.stop().await;
         0
     })
+}
+
+fn bench(a: BenchArgs) -> i32 {
+    if a.rate < 0.0 || !a.rate.is_finite() {
+        eprintln!("ferrogate bench: --rate must be 0 or a positive number");
+        return 2;
+    }
+    let options = crate::bench::BenchOptions {
+        url: a.url,
+        path: a.path,
+        model: a.model,
+        rate: a.rate,
+        duration: a.duration,
+        concurrency: a.concurrency.max(1),
+        stream: a.stream,
+        prompt_words: a.prompt_words,
+        track_header: a.track_header,
+        api_key: a.api_key,
+        progress: !a.quiet,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferrogate: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(crate::bench::run(options)) {
+        Ok(report) => {
+            print!("{}", report.text());
+            if let Some(path) = a.json {
+                let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+                if let Err(e) = std::fs::write(&path, json) {
+                    eprintln!("ferrogate bench: cannot write {}: {e}", path.display());
+                    return 1;
+                }
+            }
+            if report.ok == 0 { 1 } else { 0 }
+        }
+        Err(e) => {
+            eprintln!("ferrogate bench: {e}");
+            1
+        }
+    }
 }
 
 fn check_config(file: PathBuf) -> i32 {

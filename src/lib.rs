@@ -1,6 +1,7 @@
 //! ferrogate: an LLM gateway. One engine ([`gateway::Gateway`]) behind two front doors: the HTTP
 //! server in [`server`] and the Python bindings in `python` (behind the `python` feature).
 
+pub mod bench;
 pub mod cli;
 pub mod compat;
 pub mod config;

@@ -17,13 +17,18 @@ use crate::error::{ErrorKind, GatewayError, Result};
 
 static CRYPTO: Once = Once::new();
 
-/// One pooled client per distinct connect timeout. TCP_NODELAY on: streamed chunks are small and
-/// must not wait for Nagle's algorithm.
-pub fn upstream_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+/// Installs the TLS crypto provider (ring) once; every reqwest client needs it first.
+pub fn ensure_crypto_provider() {
     CRYPTO.call_once(|| {
         // Another library in the process may have installed one already; either is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// One pooled client per distinct connect timeout. TCP_NODELAY on: streamed chunks are small and
+/// must not wait for Nagle's algorithm.
+pub fn upstream_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    ensure_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
