@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod mock;
+pub mod plugins;
 pub mod providers;
 pub mod router;
 pub mod schema;

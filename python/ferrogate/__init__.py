@@ -23,7 +23,9 @@ from ._gateway import (
     configure,
     default_gateway,
     embedding,
+    register_plugin,
 )
+from .plugins import Context, Plugin
 from .client import AsyncOpenAI, OpenAI
 from .errors import (
     APIConnectionError,
@@ -71,6 +73,9 @@ __all__ = [
     "default_gateway",
     "Gateway",
     "Router",
+    "Plugin",
+    "Context",
+    "register_plugin",
     "OpenAI",
     "AsyncOpenAI",
     "Stream",

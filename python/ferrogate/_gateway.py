@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from . import _core
 from .types import ChatCompletion, ChatCompletionChunk, CreateEmbeddingResponse, ModelList, ServedBy
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 ConfigLike = "str | os.PathLike[str] | Mapping[str, Any] | None"
 
 # Per-call options handled by the gateway rather than sent to the provider.
-_OPTION_KEYS = ("api_key", "api_base", "timeout", "extra_headers")
+_OPTION_KEYS = ("api_key", "api_base", "timeout", "extra_headers", "metadata", "request_id")
 # Accepted for compatibility with LiteLLM / the openai SDK; they configure client-side behaviour
 # that the gateway handles through its config instead.
 _IGNORED_KEYS = frozenset(
@@ -66,7 +66,6 @@ def _split_call(model: str, payload: dict[str, Any], kwargs: dict[str, Any]) -> 
         model = f"{provider}/{model}"
     extra_body = kwargs.pop("extra_body", None)
     kwargs.pop("extra_query", None)
-    kwargs.pop("metadata", None)
     for key in _IGNORED_KEYS:
         kwargs.pop(key, None)
     body: dict[str, Any] = {"model": model}
@@ -153,8 +152,29 @@ class Gateway:
     :class:`ferrogate.ConfigError` naming the bad field.
     """
 
-    def __init__(self, config: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: str | os.PathLike[str] | Mapping[str, Any] | None = None, *, plugins: Iterable[Any] = ()
+    ) -> None:
         self._core = _core.Gateway(config)
+        for plugin in plugins:
+            self.register_plugin(plugin)
+
+    def register_plugin(self, plugin: Any) -> str:
+        """Adds a plugin (a :class:`ferrogate.Plugin`) after the existing ones; returns its name.
+        Its ``fail_closed`` and ``timeout`` attributes say how it is run."""
+        return self._core.register_plugin(  # type: ignore[no-any-return]
+            plugin, bool(getattr(plugin, "fail_closed", False)), float(getattr(plugin, "timeout", 1.0))
+        )
+
+    def set_plugin_enabled(self, name: str, enabled: bool) -> None:
+        """Switches a plugin on or off, live."""
+        if not self._core.set_plugin_enabled(name, enabled):
+            raise KeyError(f"no plugin named {name!r}")
+
+    @property
+    def plugins(self) -> list[tuple[str, bool]]:
+        """The plugins in order, with whether each is enabled."""
+        return self._core.plugins()  # type: ignore[no-any-return]
 
     def reload(self, config: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> None:
         """Swaps the config atomically; requests in flight finish on the old one."""
@@ -228,6 +248,11 @@ def configure(config: str | os.PathLike[str] | Mapping[str, Any] | None = None) 
     with _default_lock:
         _default = gw
     return gw
+
+
+def register_plugin(plugin: Any) -> str:
+    """Adds a plugin to the gateway behind the module-level functions."""
+    return default_gateway().register_plugin(plugin)
 
 
 def completion(model: str, messages: list[Any] | None = None, *, stream: bool = False, **kwargs: Any) -> Any:

@@ -41,6 +41,9 @@ pub struct Config {
     /// Retry, backoff, balancing and circuit-breaker defaults.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// Plugins, in the order their pre-hooks run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<crate::plugins::registry::PluginConfig>,
     /// Provider for model names without a `provider/` prefix that no alias or known model family
     /// claims. Without it such names are rejected with 404.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -438,6 +441,40 @@ impl Config {
                 "server.max_request_body".into(),
                 "must be at least 1024 bytes".into(),
             );
+        }
+        for (i, p) in self.plugins.iter().enumerate() {
+            let field = format!("plugins[{i}]");
+            match (&p.python, &p.builtin) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return err(field, "give exactly one of `python` or `builtin`".into());
+                }
+                (Some(target), None) => {
+                    let ok = target
+                        .split_once(':')
+                        .is_some_and(|(m, c)| !m.is_empty() && !c.is_empty() && !c.contains(':'));
+                    if !ok {
+                        return err(
+                            format!("{field}.python"),
+                            format!("expected `package.module:ClassName`, got {target:?}"),
+                        );
+                    }
+                }
+                (None, Some(name)) => {
+                    let known = crate::plugins::registry::BUILTINS;
+                    if !known.contains(&name.as_str()) {
+                        return err(
+                            format!("{field}.builtin"),
+                            format!(
+                                "unknown built-in plugin `{name}` (known: {})",
+                                known.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            if p.timeout.0.is_zero() {
+                return err(format!("{field}.timeout"), "must be more than 0".into());
+            }
         }
         let r = &self.routing;
         if !(0.0..=0.5).contains(&r.exploration) {

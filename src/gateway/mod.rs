@@ -15,6 +15,9 @@ use serde_json::Value;
 
 use crate::config::{Config, ConfigError};
 use crate::error::{GatewayError, Result};
+use crate::plugins::{
+    Endpoint, Pipeline, PluginSlot, Reply, Request, RequestContext, SharedPlugin,
+};
 use crate::providers::credentials::Credential;
 use crate::providers::{
     BuildContext, Call, ChunkStream, EnvSource, ProcessEnv, ProviderRegistry, ProviderRuntime,
@@ -32,6 +35,8 @@ pub struct Snapshot {
     pub config: Arc<Config>,
     pub providers: ProviderRegistry,
     pub router: Router,
+    /// Plugins declared in the config.
+    pub plugins: Vec<Arc<PluginSlot>>,
 }
 
 impl Snapshot {
@@ -44,10 +49,12 @@ impl Snapshot {
         let ctx = BuildContext::new(&config, env, health)?;
         let providers = ProviderRegistry::build(&ctx)?;
         let router = Router::build(&providers, &ctx, health.clone())?;
+        let plugins = crate::plugins::registry::build(&config.plugins)?;
         Ok(Snapshot {
             config: Arc::new(config),
             providers,
             router,
+            plugins,
         })
     }
 }
@@ -67,6 +74,12 @@ pub struct RequestOptions {
     pub fallbacks: Vec<String>,
     /// Retries per model (replaces the configured number).
     pub retries: Option<u32>,
+    /// The request's id (the server takes the caller's `x-request-id`); generated when absent.
+    pub request_id: Option<String>,
+    /// Labels for plugins and metrics.
+    pub tags: Vec<String>,
+    /// The caller's metadata, for plugins.
+    pub metadata: Extra,
 }
 
 impl RequestOptions {
@@ -137,6 +150,10 @@ pub struct Gateway {
 
 struct Inner {
     snapshot: ArcSwap<Snapshot>,
+    /// Plugins registered in code (they survive reloads), after the config's plugins.
+    registered: Mutex<Vec<Arc<PluginSlot>>>,
+    /// The config's plugins followed by the registered ones.
+    pipeline: ArcSwap<Pipeline>,
     health: Arc<HealthRegistry>,
     /// Upstream model lists for `GET /v1/models`, per provider, with their fetch time.
     models_cache: Mutex<HashMap<Arc<str>, CachedModels>>,
@@ -157,8 +174,11 @@ impl Gateway {
     pub fn with_env(config: Config, env: &dyn EnvSource) -> Result<Gateway, ConfigError> {
         let health = Arc::new(HealthRegistry::default());
         let snapshot = Snapshot::build(config, env, &health)?;
+        let pipeline = Pipeline::new(snapshot.plugins.clone());
         Ok(Gateway {
             inner: Arc::new(Inner {
+                registered: Mutex::new(Vec::new()),
+                pipeline: ArcSwap::from_pointee(pipeline),
                 snapshot: ArcSwap::from_pointee(snapshot),
                 health,
                 models_cache: Mutex::new(HashMap::new()),
@@ -185,12 +205,82 @@ impl Gateway {
     pub fn reload(&self, config: Config) -> Result<(), ConfigError> {
         let snapshot = Snapshot::build(config, &ProcessEnv, &self.inner.health)?;
         self.inner.snapshot.store(Arc::new(snapshot));
+        self.rebuild_pipeline();
         self.inner
             .models_cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         Ok(())
+    }
+
+    /// Adds a plugin after the existing ones; it stays across config reloads.
+    pub fn register_plugin(
+        &self,
+        plugin: SharedPlugin,
+        fail_closed: bool,
+        timeout: Duration,
+    ) -> Result<(), ConfigError> {
+        let slot = Arc::new(PluginSlot::new(plugin, true, fail_closed, timeout));
+        if self.pipeline().find(&slot.name).is_some() {
+            return Err(ConfigError(format!(
+                "a plugin named `{}` is already registered",
+                slot.name
+            )));
+        }
+        self.inner
+            .registered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(slot);
+        self.rebuild_pipeline();
+        Ok(())
+    }
+
+    /// Switches a plugin on or off, live. False if no plugin has that name.
+    pub fn set_plugin_enabled(&self, name: &str, enabled: bool) -> bool {
+        match self.pipeline().find(name) {
+            Some(slot) => {
+                slot.set_enabled(enabled);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.inner.pipeline.load_full()
+    }
+
+    fn rebuild_pipeline(&self) {
+        let mut slots = self.snapshot().plugins.clone();
+        slots.extend(
+            self.inner
+                .registered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
+        self.inner.pipeline.store(Arc::new(Pipeline::new(slots)));
+    }
+
+    fn context(
+        &self,
+        opts: &RequestOptions,
+        endpoint: Endpoint,
+        model: &str,
+        user: Option<&String>,
+    ) -> RequestContext {
+        let id = opts
+            .request_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let mut ctx = RequestContext::new(id, endpoint, model);
+        ctx.user = user.cloned();
+        ctx.tags.clone_from(&opts.tags);
+        ctx.metadata.clone_from(&opts.metadata);
+        ctx
     }
 
     pub async fn chat(
@@ -201,9 +291,58 @@ impl Gateway {
         let mut opts = opts.clone();
         opts.take_from_body(&mut req.extra)?;
         req.validate()?;
+        let pipeline = self.pipeline();
+        if pipeline.is_idle() {
+            return self.route_chat(req, &opts).await;
+        }
+        let mut ctx = self.context(
+            &opts,
+            Endpoint::ChatCompletions,
+            &req.model,
+            req.user.as_ref(),
+        );
+        let pre = pipeline.pre(&mut ctx, Request::Chat(&mut req)).await?;
+        let (mut result, meta) = match pre.respond {
+            Some((plugin, Reply::Chat(r))) => (
+                Ok(Reply::Chat(r)),
+                Some(answered_by_plugin(&plugin, &req.model)),
+            ),
+            Some((plugin, Reply::Embeddings(_))) => (Err(wrong_reply(&plugin)), None),
+            None => match self.validated(req.validate()).map(|_| ()) {
+                Err(e) => (Err(e), None),
+                Ok(()) => match self.route_chat(req, &opts).await {
+                    Ok(served) => (Ok(Reply::Chat(served.value)), Some(served.meta)),
+                    Err(e) => (Err(e), None),
+                },
+            },
+        };
+        ctx.served_by.clone_from(&meta);
+        pipeline.post(&pre.ran, &mut ctx, &mut result).await;
+        match result? {
+            Reply::Chat(value) => Ok(Served {
+                value,
+                meta: meta.unwrap_or_else(|| answered_by_plugin("post_hook", &ctx.model)),
+            }),
+            Reply::Embeddings(_) => Err(wrong_reply("post_hook")),
+        }
+    }
+
+    /// A request a pre-hook changed must still be valid.
+    fn validated(&self, r: Result<()>) -> Result<()> {
+        r.map_err(|mut e| {
+            e.message = format!("after the plugins' changes: {}", e.message);
+            e
+        })
+    }
+
+    async fn route_chat(
+        &self,
+        req: ChatRequest,
+        opts: &RequestOptions,
+    ) -> Result<Served<ChatResponse>> {
         let snapshot = self.snapshot();
         let route = snapshot.router.route(&req.model, &snapshot.providers)?;
-        execute::execute(&snapshot, route, &opts, ChatOp::new(req)).await
+        execute::execute(&snapshot, route, opts, ChatOp::new(req)).await
     }
 
     /// Opens a stream: returns once a provider has sent the first chunk (until then a failure
@@ -216,9 +355,66 @@ impl Gateway {
         let mut opts = opts.clone();
         opts.take_from_body(&mut req.extra)?;
         req.validate()?;
+        let pipeline = self.pipeline();
+        if pipeline.is_idle() {
+            return self.route_stream(req, &opts).await;
+        }
+        let mut ctx = self.context(
+            &opts,
+            Endpoint::ChatCompletions,
+            &req.model,
+            req.user.as_ref(),
+        );
+        ctx.stream = true;
+        let wants_usage = req
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let pre = pipeline.pre(&mut ctx, Request::Chat(&mut req)).await?;
+        let served = match pre.respond {
+            Some((plugin, Reply::Chat(r))) => Served {
+                value: reply_as_stream(&r, wants_usage),
+                meta: answered_by_plugin(&plugin, &req.model),
+            },
+            Some((plugin, Reply::Embeddings(_))) => return Err(wrong_reply(&plugin)),
+            None => {
+                let routed = match self.validated(req.validate()) {
+                    Ok(()) => self.route_stream(req, &opts).await,
+                    Err(e) => Err(e),
+                };
+                match routed {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // The stream never started: post-hooks see the error and may replace it.
+                        let mut result = Err(e);
+                        pipeline.post(&pre.ran, &mut ctx, &mut result).await;
+                        return match result? {
+                            Reply::Chat(r) => Ok(Served {
+                                value: reply_as_stream(&r, wants_usage),
+                                meta: answered_by_plugin("post_hook", &ctx.model),
+                            }),
+                            Reply::Embeddings(_) => Err(wrong_reply("post_hook")),
+                        };
+                    }
+                }
+            }
+        };
+        ctx.served_by = Some(served.meta.clone());
+        Ok(Served {
+            value: pipeline.wrap_stream(pre.ran, ctx, served.value),
+            meta: served.meta,
+        })
+    }
+
+    async fn route_stream(
+        &self,
+        req: ChatRequest,
+        opts: &RequestOptions,
+    ) -> Result<Served<ChunkStream>> {
         let snapshot = self.snapshot();
         let route = snapshot.router.route(&req.model, &snapshot.providers)?;
-        execute::execute(&snapshot, route, &opts, StreamOp::new(req)).await
+        execute::execute(&snapshot, route, opts, StreamOp::new(req)).await
     }
 
     pub async fn embeddings(
@@ -229,9 +425,47 @@ impl Gateway {
         let mut opts = opts.clone();
         opts.take_from_body(&mut req.extra)?;
         req.validate()?;
+        let pipeline = self.pipeline();
+        if pipeline.is_idle() {
+            return self.route_embeddings(req, &opts).await;
+        }
+        let mut ctx = self.context(&opts, Endpoint::Embeddings, &req.model, req.user.as_ref());
+        let pre = pipeline
+            .pre(&mut ctx, Request::Embeddings(&mut req))
+            .await?;
+        let (mut result, meta) = match pre.respond {
+            Some((plugin, Reply::Embeddings(r))) => (
+                Ok(Reply::Embeddings(r)),
+                Some(answered_by_plugin(&plugin, &req.model)),
+            ),
+            Some((plugin, Reply::Chat(_))) => (Err(wrong_reply(&plugin)), None),
+            None => match self.validated(req.validate()) {
+                Err(e) => (Err(e), None),
+                Ok(()) => match self.route_embeddings(req, &opts).await {
+                    Ok(served) => (Ok(Reply::Embeddings(served.value)), Some(served.meta)),
+                    Err(e) => (Err(e), None),
+                },
+            },
+        };
+        ctx.served_by.clone_from(&meta);
+        pipeline.post(&pre.ran, &mut ctx, &mut result).await;
+        match result? {
+            Reply::Embeddings(value) => Ok(Served {
+                value,
+                meta: meta.unwrap_or_else(|| answered_by_plugin("post_hook", &ctx.model)),
+            }),
+            Reply::Chat(_) => Err(wrong_reply("post_hook")),
+        }
+    }
+
+    async fn route_embeddings(
+        &self,
+        req: EmbeddingRequest,
+        opts: &RequestOptions,
+    ) -> Result<Served<EmbeddingResponse>> {
         let snapshot = self.snapshot();
         let route = snapshot.router.route(&req.model, &snapshot.providers)?;
-        execute::execute(&snapshot, route, &opts, EmbedOp { req }).await
+        execute::execute(&snapshot, route, opts, EmbedOp { req }).await
     }
 
     /// The models list for a caller. With an `api_base` in the options (a client pointed at one
@@ -353,4 +587,33 @@ impl Gateway {
             }
         }
     }
+}
+
+/// How a response a plugin produced is reported.
+fn answered_by_plugin(plugin: &str, model: &str) -> ServedBy {
+    ServedBy {
+        provider: Arc::from("plugin"),
+        model: model.to_string(),
+        deployment: Arc::from(format!("plugin:{plugin}")),
+        key_name: None,
+        attempts: 0,
+        fallback_index: 0,
+        upstream: Duration::ZERO,
+    }
+}
+
+fn wrong_reply(plugin: &str) -> GatewayError {
+    GatewayError::internal(format!(
+        "plugin `{plugin}` answered with the wrong kind of response for this endpoint"
+    ))
+    .with_code("plugin_error")
+}
+
+/// A plugin's complete answer to a streamed request, as a stream.
+fn reply_as_stream(resp: &ChatResponse, wants_usage: bool) -> ChunkStream {
+    let mut chunks = crate::schema::chunks_from_response(resp);
+    if !wants_usage {
+        chunks.retain(|c| c.usage.is_none());
+    }
+    Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)))
 }

@@ -44,6 +44,30 @@ pub fn options_from_py(options: Option<&Bound<'_, PyDict>>) -> PyResult<RequestO
         }
         opts.timeout = Some(Duration::from_secs_f64(secs));
     }
+    if let Some(v) = d.get_item("metadata")?.filter(|v| !v.is_none()) {
+        let value: serde_json::Value = pythonize::depythonize(&v).map_err(|e| {
+            pyo3::exceptions::PyTypeError::new_err(format!("metadata must be plain data: {e}"))
+        })?;
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Array(tags)) = map.get("tags") {
+                    opts.tags = tags
+                        .iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect();
+                }
+                opts.metadata = map;
+            }
+            _ => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "metadata must be a dict",
+                ));
+            }
+        }
+    }
+    if let Some(v) = d.get_item("request_id")?.filter(|v| !v.is_none()) {
+        opts.request_id = Some(v.extract::<String>()?);
+    }
     if let Some(v) = d.get_item("extra_headers")?.filter(|v| !v.is_none()) {
         let headers = v.cast::<PyDict>()?;
         for (k, v) in headers.iter() {

@@ -70,6 +70,47 @@ impl PyGateway {
         to_py(py, &*self.inner.config())
     }
 
+    /// Adds a Python plugin (an object with hook methods) after the existing ones.
+    #[pyo3(signature = (plugin, fail_closed = false, timeout = 1.0))]
+    fn register_plugin(
+        &self,
+        py: Python<'_>,
+        plugin: &Bound<'_, PyAny>,
+        fail_closed: bool,
+        timeout: f64,
+    ) -> PyResult<String> {
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "plugin timeout must be a positive number of seconds",
+            ));
+        }
+        let plugin = super::plugins::PyPlugin::from_object(py, plugin)?;
+        let name = crate::plugins::Plugin::name(&plugin).to_string();
+        self.inner
+            .register_plugin(
+                std::sync::Arc::new(plugin),
+                fail_closed,
+                std::time::Duration::from_secs_f64(timeout),
+            )
+            .map_err(|e| config_error(py, e))?;
+        Ok(name)
+    }
+
+    /// Switches a plugin on or off; False if no plugin has that name.
+    fn set_plugin_enabled(&self, name: &str, enabled: bool) -> bool {
+        self.inner.set_plugin_enabled(name, enabled)
+    }
+
+    /// The plugins in order, with whether each is enabled.
+    fn plugins(&self) -> Vec<(String, bool)> {
+        self.inner
+            .pipeline()
+            .slots()
+            .iter()
+            .map(|s| (s.name.clone(), s.is_enabled()))
+            .collect()
+    }
+
     /// Names of all providers the gateway knows (built-in and configured).
     fn provider_names(&self) -> Vec<String> {
         self.inner.snapshot().providers.names().to_vec()

@@ -5,6 +5,7 @@
 mod convert;
 mod errors;
 mod gateway;
+mod plugins;
 mod server;
 mod stream;
 
@@ -54,6 +55,8 @@ fn init_logging(level: String, format: String) -> PyResult<bool> {
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Config files may name Python plugins; this process can build them.
+    crate::plugins::registry::set_python_factory(plugins::factory);
     m.add_class::<gateway::PyGateway>()?;
     m.add_class::<gateway::PyResponse>()?;
     m.add_class::<stream::PyChatStream>()?;

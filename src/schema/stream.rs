@@ -238,3 +238,44 @@ impl ChunkAccumulator {
         }
     }
 }
+
+/// A complete response as a stream: per choice one chunk with the whole message and its finish
+/// reason, then a usage chunk. Used when a plugin answers a streamed request.
+pub fn chunks_from_response(resp: &ChatResponse) -> Vec<ChatChunk> {
+    let mut out = Vec::with_capacity(resp.choices.len() + 1);
+    for choice in &resp.choices {
+        let message = &choice.message;
+        let delta = Delta {
+            role: Some(Role::Assistant),
+            content: message.content.as_ref().map(MessageContent::text),
+            tool_calls: message.tool_calls.as_ref().map(|calls| {
+                calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| ToolCallDelta {
+                        index: i as u32,
+                        id: Some(c.id.clone()),
+                        kind: Some(c.kind.clone()),
+                        function: Some(FunctionCallDelta {
+                            name: Some(c.function.name.clone()),
+                            arguments: Some(c.function.arguments.clone()),
+                        }),
+                        extra: Extra::new(),
+                    })
+                    .collect()
+            }),
+            refusal: message.refusal.clone(),
+            extra: Extra::new(),
+        };
+        let mut chunk = ChatChunk::new(&resp.id, &resp.model, resp.created)
+            .with_delta(delta, choice.finish_reason.clone());
+        chunk.choices[0].index = choice.index;
+        out.push(chunk);
+    }
+    if let Some(usage) = &resp.usage {
+        let mut chunk = ChatChunk::new(&resp.id, &resp.model, resp.created);
+        chunk.usage = Some(usage.clone());
+        out.push(chunk);
+    }
+    out
+}

@@ -22,7 +22,6 @@ use crate::compat::anthropic::{
     ChunksToEvents, error_envelope, from_chat_response, to_chat_request,
 };
 use crate::error::{GatewayError, Result};
-use crate::gateway::RequestOptions;
 use crate::providers::ChunkStream;
 use crate::providers::anthropic::wire::{MessagesRequest, StreamEvent};
 use crate::schema::parse_json;
@@ -46,7 +45,7 @@ pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: B
         let native: MessagesRequest = parse_json(&bytes)?;
         let model = native.model.clone();
         let req = to_chat_request(native)?;
-        let opts = RequestOptions::default();
+        let opts = super::openai_routes::options_from_headers(&headers, &rid)?;
         if req.is_stream() {
             let served = state.gateway.chat_stream(req, &opts).await?;
             let body = AnthropicEvents::new(served.value, &model);

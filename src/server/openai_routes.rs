@@ -16,8 +16,25 @@ use crate::gateway::RequestOptions;
 use crate::schema::{ChatRequest, EmbeddingRequest, parse_json};
 
 /// Options a client may set with headers: `x-ferrogate-timeout` (seconds) bounds the upstream call.
-fn options_from_headers(headers: &HeaderMap) -> Result<RequestOptions> {
-    let mut opts = RequestOptions::default();
+pub(super) fn options_from_headers(
+    headers: &HeaderMap,
+    request_id: &str,
+) -> Result<RequestOptions> {
+    let mut opts = RequestOptions {
+        request_id: Some(request_id.to_string()),
+        ..Default::default()
+    };
+    if let Some(tags) = headers
+        .get("x-ferrogate-tags")
+        .and_then(|v| v.to_str().ok())
+    {
+        opts.tags = tags
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
     if let Some(v) = headers.get("x-ferrogate-timeout") {
         let secs = v
             .to_str()
@@ -46,7 +63,7 @@ pub async fn chat_completions(
         let bytes = read_limited(body, &headers, limit).await?;
         require_json(&bytes)?;
         let req: ChatRequest = parse_json(&bytes)?;
-        let opts = options_from_headers(&headers)?;
+        let opts = options_from_headers(&headers, &rid)?;
         if req.is_stream() {
             let served = state.gateway.chat_stream(req, &opts).await?;
             Ok(sse_response(served.value, &rid, &served.meta, started))
@@ -69,7 +86,7 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
         let bytes = read_limited(body, &headers, limit).await?;
         require_json(&bytes)?;
         let req: EmbeddingRequest = parse_json(&bytes)?;
-        let opts = options_from_headers(&headers)?;
+        let opts = options_from_headers(&headers, &rid)?;
         let served = state.gateway.embeddings(req, &opts).await?;
         let json = serde_json::to_vec(&served.value)
             .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;

@@ -1,0 +1,164 @@
+//! The plugin pipeline: every cross-cutting feature (caching, governance, accounting, logging,
+//! user code) hooks into requests here instead of being wired through the engine.
+//!
+//! Contract:
+//! - **pre-hooks** run in order, after the request is parsed and validated and before routing.
+//!   Each sees the request and a [`RequestContext`] and may modify the request, answer it
+//!   ([`PreAction::Respond`]: no upstream call), or reject it ([`PreAction::Reject`]). The first
+//!   answer or rejection stops the remaining pre-hooks.
+//! - **post-hooks** run in reverse order, only for plugins whose pre-hook ran, with the response
+//!   or the error; they may modify or replace either (an error may become a response and the
+//!   reverse). For streams they run once the stream has ended, with the answer folded from its
+//!   chunks (changes then cannot reach the caller).
+//! - **stream-chunk hooks** run in reverse order on every chunk and may change or drop it.
+//! - Every hook call has a timeout. A plugin that fails or times out is logged under its name and
+//!   the request goes on (fail-open) unless the plugin is fail-closed. A deliberate rejection is
+//!   not a failure: it always ends the request with its error.
+//! - A plugin can be switched off and on live; the context's `state` map is shared by all hooks of
+//!   one request.
+
+mod pipeline;
+pub mod registry;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use pipeline::{Pipeline, PluginSlot, PreOutcome};
+use serde::Serialize;
+
+use crate::error::GatewayError;
+use crate::gateway::ServedBy;
+use crate::schema::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra,
+};
+
+/// What a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    ChatCompletions,
+    Embeddings,
+}
+
+/// Everything the hooks of one request share.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub endpoint: Endpoint,
+    pub stream: bool,
+    /// The model as the caller asked for it.
+    pub model: String,
+    /// The caller's user id (the request's `user` field).
+    pub user: Option<String>,
+    /// The caller's virtual key, once governance has identified it.
+    pub virtual_key: Option<String>,
+    /// Free-form labels, e.g. for metrics (`x-ferrogate-tags`, or `metadata.tags`).
+    pub tags: Vec<String>,
+    /// The caller's metadata (the Python `metadata=` argument).
+    pub metadata: Extra,
+    /// Scratch space shared by the hooks of this request.
+    pub state: Extra,
+    /// Set before post-hooks run, when an upstream (or a plugin) answered.
+    #[serde(skip)]
+    pub served_by: Option<ServedBy>,
+}
+
+impl RequestContext {
+    pub fn new(request_id: String, endpoint: Endpoint, model: &str) -> Self {
+        RequestContext {
+            request_id,
+            endpoint,
+            stream: false,
+            model: model.to_string(),
+            user: None,
+            virtual_key: None,
+            tags: Vec::new(),
+            metadata: Extra::new(),
+            state: Extra::new(),
+            served_by: None,
+        }
+    }
+}
+
+/// The request a pre-hook sees.
+pub enum Request<'a> {
+    Chat(&'a mut ChatRequest),
+    Embeddings(&'a mut EmbeddingRequest),
+}
+
+/// A complete answer, from an upstream or from a plugin.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Chat(ChatResponse),
+    Embeddings(EmbeddingResponse),
+}
+
+pub enum PreAction {
+    Continue,
+    /// Answer without calling any provider (a cache hit, a canned answer).
+    Respond(Reply),
+    /// End the request with this error (over quota, forbidden content...).
+    Reject(GatewayError),
+}
+
+pub enum ChunkAction {
+    Keep,
+    Drop,
+}
+
+/// A plugin that did not do its job (a bug, a timeout). Not a rejection.
+#[derive(Debug, Clone)]
+pub struct PluginError(pub String);
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub type HookFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PluginError>> + Send + 'a>>;
+
+/// Which hooks a plugin implements; the pipeline skips the others at no cost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hooks {
+    pub pre: bool,
+    pub post: bool,
+    pub chunk: bool,
+}
+
+pub trait Plugin: Send + Sync + 'static {
+    fn name(&self) -> &str;
+
+    fn hooks(&self) -> Hooks;
+
+    fn pre_hook<'a>(
+        &'a self,
+        ctx: &'a mut RequestContext,
+        request: Request<'a>,
+    ) -> HookFuture<'a, PreAction> {
+        let _ = (ctx, request);
+        Box::pin(async { Ok(PreAction::Continue) })
+    }
+
+    fn post_hook<'a>(
+        &'a self,
+        ctx: &'a mut RequestContext,
+        result: &'a mut Result<Reply, GatewayError>,
+    ) -> HookFuture<'a, ()> {
+        let _ = (ctx, result);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn on_stream_chunk<'a>(
+        &'a self,
+        ctx: &'a mut RequestContext,
+        chunk: &'a mut ChatChunk,
+    ) -> HookFuture<'a, ChunkAction> {
+        let _ = (ctx, chunk);
+        Box::pin(async { Ok(ChunkAction::Keep) })
+    }
+}
+
+/// A shared, switchable plugin as the pipeline holds it.
+pub type SharedPlugin = Arc<dyn Plugin>;
