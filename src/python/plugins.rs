@@ -40,16 +40,20 @@ fn pool() -> &'static Pool {
             std::thread::Builder::new()
                 .name(format!("ferrogate-plugin-{i}"))
                 .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => Python::attach(job),
-                            Err(_) => return,
+                    // Attached once for the thread's life (a thread state per job would be
+                    // created and torn down on every call); the GIL is released while waiting.
+                    Python::attach(|py| {
+                        loop {
+                            let job = py.detach(|| match rx.lock() {
+                                Ok(guard) => guard.recv().ok(),
+                                Err(_) => None,
+                            });
+                            match job {
+                                Some(job) => job(py),
+                                None => return,
+                            }
                         }
-                    }
+                    })
                 })
                 .expect("cannot start a plugin thread");
         }

@@ -11,7 +11,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.mark.parametrize("script", ["in_process.py", "server_with_openai_sdk.py"])
+@pytest.mark.parametrize("script", ["in_process.py", "server_with_openai_sdk.py", "plugins_demo.py"])
 def test_example_runs(script: str) -> None:
     out = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
