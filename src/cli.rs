@@ -173,6 +173,8 @@ fn serve(args: ServeArgs) -> i32 {
     if let Some(l) = args.log_level {
         config.logging.level = l;
     }
+    // The server keeps a request log unless the config says otherwise.
+    config.telemetry.log_store.enabled.get_or_insert(true);
     crate::telemetry::init_logging(&config.logging);
     let (host, port) = (config.server.host.clone(), config.server.port);
     let drain = config.server.shutdown_timeout.0;
@@ -198,6 +200,10 @@ fn serve(args: ServeArgs) -> i32 {
                 return 1;
             }
         };
+        if let Err(e) = gateway.open_log_store().await {
+            eprintln!("ferrogate: {e}");
+            return 2;
+        }
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let snapshot = gateway.snapshot();
         let active: Vec<String> = {

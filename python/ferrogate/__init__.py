@@ -23,6 +23,7 @@ from ._gateway import (
     configure,
     default_gateway,
     embedding,
+    metrics_text,
     register_plugin,
 )
 from .plugins import Context, Plugin
@@ -76,6 +77,7 @@ __all__ = [
     "Plugin",
     "Context",
     "register_plugin",
+    "metrics_text",
     "OpenAI",
     "AsyncOpenAI",
     "Stream",

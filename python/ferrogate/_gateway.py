@@ -219,6 +219,20 @@ class Gateway:
         _, opts = _split_call("", {}, options)
         return ModelList(await self._core.amodels(opts))
 
+    def query_logs(self, **filters: Any) -> dict[str, Any]:
+        """Queries the request log store: ``since`` / ``until`` (Unix ms), ``provider``,
+        ``model``, ``status``, ``key``, ``user``, ``virtual_key``, ``request_id``, ``q`` (free
+        text), ``limit``, ``cursor`` (``next_cursor`` of the previous page)."""
+        return self._core.query_logs({k: v for k, v in filters.items() if v is not None})  # type: ignore[no-any-return]
+
+    def flush_logs(self, timeout: float = 10.0) -> bool:
+        """Waits until every queued log record is written."""
+        return self._core.flush_logs(timeout)  # type: ignore[no-any-return]
+
+    def metrics_text(self) -> str:
+        """Prometheus text of this process's metrics, with this gateway's circuit and queue state."""
+        return _core.metrics_text(self._core)  # type: ignore[no-any-return]
+
     @property
     def provider_names(self) -> list[str]:
         return self._core.provider_names()  # type: ignore[no-any-return]
@@ -253,6 +267,11 @@ def configure(config: str | os.PathLike[str] | Mapping[str, Any] | None = None) 
 def register_plugin(plugin: Any) -> str:
     """Adds a plugin to the gateway behind the module-level functions."""
     return default_gateway().register_plugin(plugin)
+
+
+def metrics_text() -> str:
+    """Prometheus text of every metric recorded in this process."""
+    return default_gateway().metrics_text()
 
 
 def completion(model: str, messages: list[Any] | None = None, *, stream: bool = False, **kwargs: Any) -> Any:

@@ -5,6 +5,7 @@
 //! standard environment variables (zero-config start).
 
 mod routing;
+mod telemetry;
 mod types;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,10 @@ use serde::{Deserialize, Serialize};
 pub use routing::{
     Backoff, Balancing, CircuitBreaker, DeploymentConfig, Hedge, HedgeAfter, KeyConfig,
     ModelConfig, RetryBudgetConfig, RoutingConfig,
+};
+pub use telemetry::{
+    LogBackendKind, LogStoreConfig, MetricsConfig, OtlpProtocol, Prices, TelemetryConfig,
+    TracingConfig,
 };
 pub use types::{ByteSize, Dur, parse_byte_size, parse_duration};
 
@@ -53,6 +58,11 @@ pub struct Config {
     pub timeouts: Timeouts,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// Prices (USD per million tokens) added to or overriding the bundled table.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: Prices,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +78,9 @@ pub struct ServerConfig {
     /// How long SIGINT/SIGTERM waits for in-flight requests before exiting anyway.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Dur,
+    /// Bearer token required by the admin routes (`/admin/...`); without it they are open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<Secret>,
 }
 
 fn default_host() -> String {
@@ -90,6 +103,7 @@ impl Default for ServerConfig {
             port: default_port(),
             max_request_body: default_max_body(),
             shutdown_timeout: default_shutdown_timeout(),
+            admin_token: None,
         }
     }
 }
@@ -474,6 +488,27 @@ impl Config {
             }
             if p.timeout.0.is_zero() {
                 return err(format!("{field}.timeout"), "must be more than 0".into());
+            }
+        }
+        let store = &self.telemetry.log_store;
+        if store.backend == LogBackendKind::Postgres
+            && store.url.is_none()
+            && store.enabled != Some(false)
+        {
+            return err(
+                "telemetry.log_store.url".into(),
+                "required for the postgres backend".into(),
+            );
+        }
+        for (header, label) in &self.telemetry.metrics.header_labels {
+            let valid = !label.is_empty()
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !label.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return err(
+                    format!("telemetry.metrics.header_labels.{header}"),
+                    format!("{label:?} is not a valid Prometheus label name"),
+                );
             }
         }
         let r = &self.routing;

@@ -47,6 +47,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "us" => value / 1_000_000.0,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86400.0,
         other => return Err(format!("invalid duration {s:?}: unknown unit {other:?}")),
     };
     seconds_to_duration(secs)

@@ -31,6 +31,7 @@ use crate::router::health::{Admission, now_ms};
 use crate::router::keys::NamedKey;
 use crate::router::retry::{self, Disposition, RATE_LIMITED_KEY_COOLDOWN, REJECTED_KEY_COOLDOWN};
 use crate::router::{Deployment, ModelRoute};
+use crate::telemetry::metrics;
 
 /// Deployments considered per pick (larger models are truncated; config validation warns).
 const MAX_CANDIDATES: usize = 32;
@@ -217,7 +218,12 @@ impl<'a> Run<'a> {
                 .acquire(&dep.provider.name, self.deadline)
                 .await
             {
-                Ok(slot) => slot,
+                Ok(slot) => {
+                    if dep.provider.gate.is_limited() {
+                        metrics::queue_wait(&dep.provider.name, slot.waited);
+                    }
+                    slot
+                }
                 Err(e) => {
                     tries_left -= 1;
                     tried.push(idx);
@@ -231,6 +237,9 @@ impl<'a> Run<'a> {
             };
             self.attempts += 1;
             dep.provider.retry_budget.on_request();
+            if let KeyChoice::Pool(k) = key {
+                metrics::key_selected(&dep.provider.name, &k.name);
+            }
             let call = make_call(self.opts, self.deadline, dep, key);
             let started = Instant::now();
             let (result, winner, winner_key, upstream) = match route.hedge {
@@ -244,9 +253,17 @@ impl<'a> Run<'a> {
             };
             drop(slot);
             let dep = &route.deployments[winner];
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.kind.as_str(),
+            };
+            metrics::attempt(&dep.provider.name, &dep.name, outcome, upstream);
             match result {
                 Ok(value) => {
                     record_success(dep, winner_key, upstream);
+                    if fallback_index > 0 {
+                        metrics::fallback(&route.name, fallback_index);
+                    }
                     return Outcome::Served(Served {
                         value,
                         meta: ServedBy {
@@ -285,6 +302,15 @@ impl<'a> Run<'a> {
                                 unusable.push(winner);
                             }
                             tracing::debug!(deployment = %dep.name, key = %k.name, error = %err, "key set aside");
+                            metrics::retry(
+                                &dep.provider.name,
+                                &dep.name,
+                                if err.kind == ErrorKind::RateLimited {
+                                    "rate_limited"
+                                } else {
+                                    "key_rejected"
+                                },
+                            );
                             self.remember(err);
                             tries_left -= 1;
                         }
@@ -296,6 +322,7 @@ impl<'a> Run<'a> {
                             );
                             dep.stats.record(false, upstream);
                             tracing::debug!(deployment = %dep.name, error = %err, "attempt failed");
+                            let reason = err.kind.as_str();
                             let retry_after = err.retry_after;
                             self.remember(err);
                             tries_left -= 1;
@@ -306,6 +333,7 @@ impl<'a> Run<'a> {
                                 tracing::warn!(provider = %dep.provider.name, "retry budget exhausted");
                                 break;
                             }
+                            metrics::retry(&dep.provider.name, &dep.name, reason);
                             tried.push(winner);
                             // Another deployment goes at once; the same one again after a backoff.
                             if !has_other(route, &tried, &unusable, now) {

@@ -27,6 +27,8 @@ use crate::router::health::HealthRegistry;
 use crate::schema::{
     ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra, Model, ModelList,
 };
+use crate::telemetry::logstore::LogStore;
+use crate::telemetry::observe::Observer;
 use ops::{ChatOp, EmbedOp, StreamOp};
 
 /// Everything derived from one config, swapped as a whole on reload.
@@ -80,6 +82,8 @@ pub struct RequestOptions {
     pub tags: Vec<String>,
     /// The caller's metadata, for plugins.
     pub metadata: Extra,
+    /// Extra metric labels (the server fills them from configured request headers).
+    pub labels: Vec<(String, String)>,
 }
 
 impl RequestOptions {
@@ -152,7 +156,9 @@ struct Inner {
     snapshot: ArcSwap<Snapshot>,
     /// Plugins registered in code (they survive reloads), after the config's plugins.
     registered: Mutex<Vec<Arc<PluginSlot>>>,
-    /// The config's plugins followed by the registered ones.
+    /// The built-in observability plugin (first in the pipeline).
+    observer: ArcSwap<Observer>,
+    /// The observer, the config's plugins, then the registered ones.
     pipeline: ArcSwap<Pipeline>,
     health: Arc<HealthRegistry>,
     /// Upstream model lists for `GET /v1/models`, per provider, with their fetch time.
@@ -173,11 +179,17 @@ impl Gateway {
 
     pub fn with_env(config: Config, env: &dyn EnvSource) -> Result<Gateway, ConfigError> {
         let health = Arc::new(HealthRegistry::default());
+        if config.telemetry.metrics.enabled {
+            // Before anything records a metric.
+            crate::telemetry::metrics::install();
+        }
         let snapshot = Snapshot::build(config, env, &health)?;
-        let pipeline = Pipeline::new(snapshot.plugins.clone());
+        let observer = Arc::new(Observer::new(&snapshot.config, false));
+        let pipeline = Pipeline::new(pipeline_slots(&observer, &snapshot, &[]));
         Ok(Gateway {
             inner: Arc::new(Inner {
                 registered: Mutex::new(Vec::new()),
+                observer: ArcSwap::new(observer),
                 pipeline: ArcSwap::from_pointee(pipeline),
                 snapshot: ArcSwap::from_pointee(snapshot),
                 health,
@@ -204,6 +216,9 @@ impl Gateway {
     /// and balancer observations carry over.
     pub fn reload(&self, config: Config) -> Result<(), ConfigError> {
         let snapshot = Snapshot::build(config, &ProcessEnv, &self.inner.health)?;
+        self.inner
+            .observer
+            .store(Arc::new(Observer::new(&snapshot.config, false)));
         self.inner.snapshot.store(Arc::new(snapshot));
         self.rebuild_pipeline();
         self.inner
@@ -253,16 +268,45 @@ impl Gateway {
     }
 
     fn rebuild_pipeline(&self) {
-        let mut slots = self.snapshot().plugins.clone();
-        slots.extend(
-            self.inner
-                .registered
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .cloned(),
+        let registered = self
+            .inner
+            .registered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let slots = pipeline_slots(
+            &self.inner.observer.load_full(),
+            &self.snapshot(),
+            &registered,
         );
         self.inner.pipeline.store(Arc::new(Pipeline::new(slots)));
+    }
+
+    /// Queries the request log store.
+    pub async fn query_logs(
+        &self,
+        q: &crate::telemetry::logstore::LogQuery,
+    ) -> Result<crate::telemetry::logstore::LogPage> {
+        let store = self
+            .open_log_store()
+            .await
+            .map_err(|e| GatewayError::new(crate::error::ErrorKind::Unavailable, e))?
+            .ok_or_else(|| {
+                GatewayError::not_found(
+                    "the request log store is not enabled (telemetry.log_store.enabled)",
+                )
+                .with_code("log_store_disabled")
+            })?;
+        store
+            .query(q)
+            .await
+            .map_err(|e| GatewayError::invalid_request(format!("log query failed: {e}")))
+    }
+
+    /// Opens the request log store now, if the config enables it (the server does this at
+    /// start-up so that an unusable store stops it with the reason).
+    pub async fn open_log_store(&self) -> Result<Option<Arc<LogStore>>, String> {
+        self.inner.observer.load_full().open_store().await
     }
 
     fn context(
@@ -280,6 +324,7 @@ impl Gateway {
         ctx.user = user.cloned();
         ctx.tags.clone_from(&opts.tags);
         ctx.metadata.clone_from(&opts.metadata);
+        ctx.labels.clone_from(&opts.labels);
         ctx
     }
 
@@ -289,8 +334,9 @@ impl Gateway {
         opts: &RequestOptions,
     ) -> Result<Served<ChatResponse>> {
         let mut opts = opts.clone();
-        opts.take_from_body(&mut req.extra)?;
-        req.validate()?;
+        opts.take_from_body(&mut req.extra)
+            .map_err(crate::telemetry::rejected)?;
+        req.validate().map_err(crate::telemetry::rejected)?;
         let pipeline = self.pipeline();
         if pipeline.is_idle() {
             return self.route_chat(req, &opts).await;
@@ -353,8 +399,9 @@ impl Gateway {
         opts: &RequestOptions,
     ) -> Result<Served<ChunkStream>> {
         let mut opts = opts.clone();
-        opts.take_from_body(&mut req.extra)?;
-        req.validate()?;
+        opts.take_from_body(&mut req.extra)
+            .map_err(crate::telemetry::rejected)?;
+        req.validate().map_err(crate::telemetry::rejected)?;
         let pipeline = self.pipeline();
         if pipeline.is_idle() {
             return self.route_stream(req, &opts).await;
@@ -423,8 +470,9 @@ impl Gateway {
         opts: &RequestOptions,
     ) -> Result<Served<EmbeddingResponse>> {
         let mut opts = opts.clone();
-        opts.take_from_body(&mut req.extra)?;
-        req.validate()?;
+        opts.take_from_body(&mut req.extra)
+            .map_err(crate::telemetry::rejected)?;
+        req.validate().map_err(crate::telemetry::rejected)?;
         let pipeline = self.pipeline();
         if pipeline.is_idle() {
             return self.route_embeddings(req, &opts).await;
@@ -616,4 +664,23 @@ fn reply_as_stream(resp: &ChatResponse, wants_usage: bool) -> ChunkStream {
         chunks.retain(|c| c.usage.is_none());
     }
     Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)))
+}
+
+/// The observer first (so its post-hook sees the final answer), then the config's plugins, then
+/// those registered in code.
+fn pipeline_slots(
+    observer: &Arc<Observer>,
+    snapshot: &Snapshot,
+    registered: &[Arc<PluginSlot>],
+) -> Vec<Arc<PluginSlot>> {
+    let mut slots = Vec::with_capacity(1 + snapshot.plugins.len() + registered.len());
+    slots.push(Arc::new(PluginSlot::new(
+        observer.clone(),
+        true,
+        false,
+        Duration::from_secs(5),
+    )));
+    slots.extend(snapshot.plugins.iter().cloned());
+    slots.extend(registered.iter().cloned());
+    slots
 }

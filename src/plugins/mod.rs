@@ -62,6 +62,17 @@ pub struct RequestContext {
     /// Set before post-hooks run, when an upstream (or a plugin) answered.
     #[serde(skip)]
     pub served_by: Option<ServedBy>,
+    /// When the request reached the engine.
+    #[serde(skip)]
+    pub started: std::time::Instant,
+    /// Streams: when the first and the latest content chunk passed.
+    #[serde(skip)]
+    pub first_token_at: Option<std::time::Instant>,
+    #[serde(skip)]
+    pub last_token_at: Option<std::time::Instant>,
+    /// Extra metric labels (from configured request headers).
+    #[serde(skip)]
+    pub labels: Vec<(String, String)>,
 }
 
 impl RequestContext {
@@ -77,6 +88,10 @@ impl RequestContext {
             metadata: Extra::new(),
             state: Extra::new(),
             served_by: None,
+            started: std::time::Instant::now(),
+            first_token_at: None,
+            last_token_at: None,
+            labels: Vec::new(),
         }
     }
 }

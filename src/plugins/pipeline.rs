@@ -56,13 +56,18 @@ impl PluginSlot {
 
     /// Runs one hook under this plugin's timeout. `Ok(None)` means the plugin failed and the
     /// request goes on without it (fail-open); `Err` means it failed closed.
-    async fn run<T>(&self, hook: &str, fut: HookFuture<'_, T>) -> Result<Option<T>, GatewayError> {
+    async fn run<T>(
+        &self,
+        hook: &'static str,
+        fut: HookFuture<'_, T>,
+    ) -> Result<Option<T>, GatewayError> {
         let failure = match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => return Ok(Some(v)),
             Ok(Err(e)) => e.0,
             Err(_) => format!("timed out after {:.3}s", self.timeout.as_secs_f64()),
         };
         tracing::warn!(plugin = %self.name, hook, error = %failure, fail_closed = self.fail_closed, "plugin failed");
+        crate::telemetry::metrics::plugin_failure(&self.name, hook);
         if self.fail_closed {
             Err(GatewayError::new(
                 ErrorKind::Internal,

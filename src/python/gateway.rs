@@ -111,6 +111,38 @@ impl PyGateway {
             .collect()
     }
 
+    /// Queries the request log store (filters as in `GET /admin/logs`).
+    #[pyo3(signature = (filters = None))]
+    fn query_logs<'py>(
+        &self,
+        py: Python<'py>,
+        filters: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q: crate::telemetry::logstore::LogQuery = match filters {
+            Some(f) => request_from_py(f)?,
+            None => Default::default(),
+        };
+        let gateway = self.inner.clone();
+        let page = py.detach(|| runtime().block_on(async move { gateway.query_logs(&q).await }));
+        to_py(py, &page.map_err(|e| gateway_error(py, e))?)
+    }
+
+    /// Waits until the log store has written every queued record (tests, shutdown).
+    #[pyo3(signature = (timeout = 10.0))]
+    fn flush_logs(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let gateway = self.inner.clone();
+        let wait = std::time::Duration::from_secs_f64(timeout.max(0.0));
+        let done = py.detach(|| {
+            runtime().block_on(async move {
+                match gateway.open_log_store().await {
+                    Ok(Some(store)) => store.flush(wait).await,
+                    _ => true,
+                }
+            })
+        });
+        Ok(done)
+    }
+
     /// Names of all providers the gateway knows (built-in and configured).
     fn provider_names(&self) -> Vec<String> {
         self.inner.snapshot().providers.names().to_vec()

@@ -26,6 +26,17 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()
 }
 
+/// The Prometheus text of every metric recorded in this process (with `gateway`, its circuit
+/// states and queue depths are refreshed first).
+#[pyfunction]
+#[pyo3(signature = (gateway = None))]
+fn metrics_text(gateway: Option<&gateway::PyGateway>) -> String {
+    if let Some(g) = gateway {
+        crate::telemetry::metrics::set_state_gauges(&g.inner);
+    }
+    crate::telemetry::metrics::render()
+}
+
 /// Runs the `ferrogate` command line with `argv` (program name first); returns the exit code.
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
@@ -64,6 +75,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(server::serve, m)?)?;
     m.add_function(wrap_pyfunction!(server::start_server, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics_text, m)?)?;
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
     Ok(())
 }

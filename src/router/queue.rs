@@ -52,6 +52,11 @@ impl Gate {
         Gate::new(None, None, false)
     }
 
+    /// Whether this provider has a concurrency limit.
+    pub fn is_limited(&self) -> bool {
+        self.slots.is_some()
+    }
+
     /// Requests waiting for a slot now.
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)

@@ -1,6 +1,7 @@
 //! The HTTP front door: an axum app exposing the OpenAI API over the [`Gateway`], with graceful
 //! shutdown that drains in-flight requests.
 
+mod admin_routes;
 mod anthropic_routes;
 mod body;
 mod openai_routes;
@@ -36,6 +37,8 @@ pub fn app(gateway: Gateway) -> Router {
         .route("/models/{*id}", get(openai_routes::get_model));
     Router::new()
         .route("/health", get(openai_routes::health))
+        .route("/metrics", get(admin_routes::metrics))
+        .route("/admin/logs", get(admin_routes::logs))
         .nest("/v1", openai.clone())
         .nest("/openai/v1", openai.clone())
         .route("/anthropic/v1/messages", post(anthropic_routes::messages))

@@ -19,11 +19,19 @@ use crate::schema::{ChatRequest, EmbeddingRequest, parse_json};
 pub(super) fn options_from_headers(
     headers: &HeaderMap,
     request_id: &str,
+    config: &crate::config::Config,
 ) -> Result<RequestOptions> {
     let mut opts = RequestOptions {
         request_id: Some(request_id.to_string()),
         ..Default::default()
     };
+    for (header, label) in &config.telemetry.metrics.header_labels {
+        let value = headers
+            .get(header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        opts.labels.push((label.clone(), value.to_string()));
+    }
     if let Some(tags) = headers
         .get("x-ferrogate-tags")
         .and_then(|v| v.to_str().ok())
@@ -60,10 +68,13 @@ pub async fn chat_completions(
     let rid = request_id(&headers);
     let result = async {
         let limit = state.gateway.config().server.max_request_body.0 as usize;
-        let bytes = read_limited(body, &headers, limit).await?;
-        require_json(&bytes)?;
-        let req: ChatRequest = parse_json(&bytes)?;
-        let opts = options_from_headers(&headers, &rid)?;
+        let bytes = read_limited(body, &headers, limit)
+            .await
+            .map_err(rejected)?;
+        require_json(&bytes).map_err(rejected)?;
+        let req: ChatRequest = parse_json(&bytes).map_err(rejected)?;
+        let opts =
+            options_from_headers(&headers, &rid, &state.gateway.config()).map_err(rejected)?;
         if req.is_stream() {
             let served = state.gateway.chat_stream(req, &opts).await?;
             Ok(sse_response(served.value, &rid, &served.meta, started))
@@ -83,10 +94,13 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
     let rid = request_id(&headers);
     let result = async {
         let limit = state.gateway.config().server.max_request_body.0 as usize;
-        let bytes = read_limited(body, &headers, limit).await?;
-        require_json(&bytes)?;
-        let req: EmbeddingRequest = parse_json(&bytes)?;
-        let opts = options_from_headers(&headers, &rid)?;
+        let bytes = read_limited(body, &headers, limit)
+            .await
+            .map_err(rejected)?;
+        require_json(&bytes).map_err(rejected)?;
+        let req: EmbeddingRequest = parse_json(&bytes).map_err(rejected)?;
+        let opts =
+            options_from_headers(&headers, &rid, &state.gateway.config()).map_err(rejected)?;
         let served = state.gateway.embeddings(req, &opts).await?;
         let json = serde_json::to_vec(&served.value)
             .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
@@ -136,6 +150,8 @@ pub async fn method_not_allowed(method: Method, uri: Uri, headers: HeaderMap) ->
             .with_code("method_not_allowed");
     error_response(&err, &request_id(&headers))
 }
+
+pub(super) use crate::telemetry::rejected;
 
 fn finish(route: &'static str, rid: &str, started: Instant, result: Result<Response>) -> Response {
     super::response::finish(route, rid, started, result, error_response)

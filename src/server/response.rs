@@ -165,34 +165,16 @@ pub fn finish(
     render: fn(&GatewayError, &str) -> Response,
 ) -> Response {
     let elapsed_us = started.elapsed().as_micros() as u64;
+    // The engine logs each request it handled; this line is for debugging the HTTP layer.
     match result {
         Ok(resp) => {
-            let h = resp.headers();
-            let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info!(
-                target: "ferrogate::access",
-                request_id = rid,
-                route,
-                status = resp.status().as_u16(),
-                provider = get("x-ferrogate-provider"),
-                model = get("x-ferrogate-model"),
-                key = get("x-ferrogate-key"),
-                latency_us = elapsed_us,
-                overhead_us = get("x-ferrogate-overhead-us"),
-            );
+            crate::telemetry::metrics::http(route, resp.status().as_u16());
+            tracing::debug!(target: "ferrogate::http", request_id = rid, route, status = resp.status().as_u16(), latency_us = elapsed_us);
             resp
         }
         Err(err) => {
-            tracing::info!(
-                target: "ferrogate::access",
-                request_id = rid,
-                route,
-                status = err.status,
-                provider = err.provider.as_deref().unwrap_or(""),
-                error_type = err.kind.as_str(),
-                error = %err.message,
-                latency_us = elapsed_us,
-            );
+            crate::telemetry::metrics::http(route, err.status);
+            tracing::debug!(target: "ferrogate::http", request_id = rid, route, status = err.status, error = %err.message, latency_us = elapsed_us);
             render(&err, rid)
         }
     }

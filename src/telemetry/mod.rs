@@ -1,10 +1,29 @@
-//! Logs (and, later in this module, metrics and traces).
+//! Observability: structured logs, Prometheus metrics, OpenTelemetry traces, the request log
+//! store and cost accounting.
+
+pub mod cost;
+pub mod logstore;
+pub mod metrics;
+pub mod observe;
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LoggingConfig};
+
+/// Logs a request refused before it reached the plugin pipeline (which logs every other request
+/// once, in the observability plugin), and passes the error on.
+pub fn rejected(err: crate::error::GatewayError) -> crate::error::GatewayError {
+    tracing::info!(
+        target: "ferrogate::request",
+        status = err.status,
+        error_type = err.kind.as_str(),
+        error = %err.message,
+        "request rejected"
+    );
+    err
+}
 
 /// Installs the global log subscriber once. `FERROGATE_LOG` (a tracing filter such as
 /// `info,ferrogate=debug`) overrides the configured level. Returns false if a subscriber was

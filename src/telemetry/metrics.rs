@@ -1,0 +1,307 @@
+//! Prometheus metrics. Recording goes through the `metrics` facade into
+//! `metrics-exporter-prometheus`, whose handles are atomics once a label set has been seen: no
+//! lock on the request path. Gauges that describe state (health, queue depth) are computed at
+//! scrape time instead of being kept up to date on every request.
+//!
+//! Names follow Prometheus conventions: `ferrogate_` prefix, base units (seconds, USD), `_total`
+//! for counters.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const REQUESTS: &str = "ferrogate_requests_total";
+pub const REQUEST_DURATION: &str = "ferrogate_request_duration_seconds";
+pub const UPSTREAM_REQUESTS: &str = "ferrogate_upstream_requests_total";
+pub const UPSTREAM_DURATION: &str = "ferrogate_upstream_duration_seconds";
+pub const RETRIES: &str = "ferrogate_retries_total";
+pub const FALLBACKS: &str = "ferrogate_fallbacks_total";
+pub const TOKENS: &str = "ferrogate_tokens_total";
+pub const COST: &str = "ferrogate_cost_usd_total";
+pub const TIME_TO_FIRST_TOKEN: &str = "ferrogate_time_to_first_token_seconds";
+pub const INTER_TOKEN_LATENCY: &str = "ferrogate_inter_token_latency_seconds";
+pub const QUEUE_DEPTH: &str = "ferrogate_queue_depth";
+pub const QUEUE_WAIT: &str = "ferrogate_queue_wait_seconds";
+pub const IN_FLIGHT: &str = "ferrogate_upstream_in_flight";
+pub const KEY_SELECTIONS: &str = "ferrogate_key_selections_total";
+pub const HEALTH_STATE: &str = "ferrogate_health_state";
+pub const CACHE_HITS: &str = "ferrogate_cache_hits_total";
+pub const PLUGIN_FAILURES: &str = "ferrogate_plugin_failures_total";
+pub const HTTP_REQUESTS: &str = "ferrogate_http_requests_total";
+pub const LOGSTORE_WRITTEN: &str = "ferrogate_log_store_written_total";
+pub const LOGSTORE_DROPPED: &str = "ferrogate_log_store_dropped_total";
+
+/// Latency buckets: 1 ms to 2 minutes.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+/// Inter-token latency and queue wait: 100 us to 5 s.
+const SHORT_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process, before anything is recorded) and returns
+/// its handle. If the embedding program installed another recorder first, ours is kept apart and
+/// renders only what is recorded through it.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = || {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(TIME_TO_FIRST_TOKEN.into()), LATENCY_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(INTER_TOKEN_LATENCY.into()), SHORT_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(QUEUE_WAIT.into()), SHORT_BUCKETS))
+                .expect("bucket lists are non-empty")
+        };
+        let handle = match builder().install_recorder() {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "another metrics recorder is installed; /metrics shows only ferrogate's own");
+                builder().build_recorder().handle()
+            }
+        };
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    describe_counter!(REQUESTS, "Requests the engine finished, by outcome.");
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time from request to answer (streams: to the last chunk)."
+    );
+    describe_counter!(
+        UPSTREAM_REQUESTS,
+        "Calls to providers (attempts), by outcome."
+    );
+    describe_histogram!(
+        UPSTREAM_DURATION,
+        Unit::Seconds,
+        "Time of one provider call (streams: to the first chunk)."
+    );
+    describe_counter!(RETRIES, "Attempts that were retried, by reason.");
+    describe_counter!(FALLBACKS, "Requests answered by a fallback model.");
+    describe_counter!(
+        TOKENS,
+        "Tokens, by kind: input, output, cached (input tokens read from a cache)."
+    );
+    describe_gauge!(COST, "Cost in USD from the price table; only increases.");
+    describe_histogram!(
+        TIME_TO_FIRST_TOKEN,
+        Unit::Seconds,
+        "Streams: time from request to the first content chunk."
+    );
+    describe_histogram!(
+        INTER_TOKEN_LATENCY,
+        Unit::Seconds,
+        "Streams: time between content chunks."
+    );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "Requests waiting for a slot of a provider with a concurrency limit."
+    );
+    describe_histogram!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "Time requests waited for a provider slot."
+    );
+    describe_gauge!(
+        IN_FLIGHT,
+        "Calls in flight to a provider with a concurrency limit."
+    );
+    describe_counter!(
+        KEY_SELECTIONS,
+        "Times each key (by name) was chosen for a call."
+    );
+    describe_gauge!(
+        HEALTH_STATE,
+        "Circuit state of keys and deployments: 0 closed, 1 half-open, 2 open."
+    );
+    describe_counter!(CACHE_HITS, "Requests answered from the response cache.");
+    describe_counter!(
+        PLUGIN_FAILURES,
+        "Plugin hook calls that failed or timed out."
+    );
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests the server answered, by route and status."
+    );
+    describe_counter!(LOGSTORE_WRITTEN, "Request log records written.");
+    describe_counter!(
+        LOGSTORE_DROPPED,
+        "Request log records dropped because the writer fell behind."
+    );
+}
+
+pub fn render() -> String {
+    install().render()
+}
+
+/// One finished request, from the engine's point of view.
+pub struct RequestDone<'a> {
+    pub endpoint: &'static str,
+    pub model: &'a str,
+    pub provider: Option<&'a Arc<str>>,
+    pub status: u16,
+    pub stream: bool,
+    pub duration: Duration,
+    /// Labels from configured request headers.
+    pub custom: &'a [(String, String)],
+}
+
+pub fn request_done(r: &RequestDone<'_>) {
+    let provider: metrics::SharedString = r
+        .provider
+        .map(|p| p.clone().into())
+        .unwrap_or_else(|| "none".into());
+    let mut labels = vec![
+        ("endpoint", metrics::SharedString::from(r.endpoint)),
+        ("model", r.model.to_string().into()),
+        ("provider", provider),
+        ("status", status_label(r.status)),
+        ("stream", if r.stream { "true" } else { "false" }.into()),
+    ];
+    for (k, v) in r.custom {
+        labels.push((label_name(k), v.clone().into()));
+    }
+    let labels: Vec<metrics::Label> = labels
+        .into_iter()
+        .map(|(k, v)| metrics::Label::new(k, v))
+        .collect();
+    counter!(REQUESTS, labels.clone()).increment(1);
+    let without_status: Vec<metrics::Label> =
+        labels.into_iter().filter(|l| l.key() != "status").collect();
+    histogram!(REQUEST_DURATION, without_status).record(r.duration.as_secs_f64());
+}
+
+/// A custom label's name must be a static string for the metrics facade; names come from the
+/// config and are few, so each is leaked once.
+fn label_name(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(leaked);
+    leaked
+}
+
+fn status_label(status: u16) -> metrics::SharedString {
+    match status {
+        200 => "200".into(),
+        s => s.to_string().into(),
+    }
+}
+
+pub fn attempt(
+    provider: &Arc<str>,
+    deployment: &Arc<str>,
+    outcome: &'static str,
+    duration: Duration,
+) {
+    counter!(UPSTREAM_REQUESTS, "provider" => provider.clone(), "deployment" => deployment.clone(), "outcome" => outcome)
+        .increment(1);
+    histogram!(UPSTREAM_DURATION, "provider" => provider.clone(), "deployment" => deployment.clone())
+        .record(duration.as_secs_f64());
+}
+
+pub fn retry(provider: &Arc<str>, deployment: &Arc<str>, reason: &'static str) {
+    counter!(RETRIES, "provider" => provider.clone(), "deployment" => deployment.clone(), "reason" => reason).increment(1);
+}
+
+pub fn fallback(model: &str, fallback_index: u32) {
+    counter!(FALLBACKS, "model" => model.to_string(), "fallback_index" => fallback_index.to_string()).increment(1);
+}
+
+pub fn key_selected(provider: &Arc<str>, key: &Arc<str>) {
+    counter!(KEY_SELECTIONS, "provider" => provider.clone(), "key" => key.clone()).increment(1);
+}
+
+pub fn queue_wait(provider: &Arc<str>, waited: Duration) {
+    histogram!(QUEUE_WAIT, "provider" => provider.clone()).record(waited.as_secs_f64());
+}
+
+pub fn tokens(provider: &Arc<str>, model: &str, input: u64, output: u64, cached: u64) {
+    for (kind, n) in [("input", input), ("output", output), ("cached", cached)] {
+        if n > 0 {
+            counter!(TOKENS, "provider" => provider.clone(), "model" => model.to_string(), "kind" => kind).increment(n);
+        }
+    }
+}
+
+pub fn cost(provider: &Arc<str>, model: &str, usd: f64) {
+    if usd > 0.0 {
+        gauge!(COST, "provider" => provider.clone(), "model" => model.to_string()).increment(usd);
+    }
+}
+
+pub fn time_to_first_token(provider: &Arc<str>, model: &str, t: Duration) {
+    histogram!(TIME_TO_FIRST_TOKEN, "provider" => provider.clone(), "model" => model.to_string())
+        .record(t.as_secs_f64());
+}
+
+pub fn inter_token(provider: &Arc<str>, model: &str, t: Duration) {
+    histogram!(INTER_TOKEN_LATENCY, "provider" => provider.clone(), "model" => model.to_string())
+        .record(t.as_secs_f64());
+}
+
+pub fn plugin_failure(plugin: &str, hook: &'static str) {
+    counter!(PLUGIN_FAILURES, "plugin" => plugin.to_string(), "hook" => hook).increment(1);
+}
+
+pub fn http(route: &'static str, status: u16) {
+    counter!(HTTP_REQUESTS, "route" => route, "status" => status_label(status)).increment(1);
+}
+
+pub fn log_store(written: u64, dropped: u64) {
+    if written > 0 {
+        counter!(LOGSTORE_WRITTEN).increment(written);
+    }
+    if dropped > 0 {
+        counter!(LOGSTORE_DROPPED).increment(dropped);
+    }
+}
+
+/// Scrape-time gauges: circuit states, queue depths and in-flight calls.
+pub fn set_state_gauges(gateway: &crate::gateway::Gateway) {
+    let now = crate::router::health::now_ms();
+    for (name, state) in gateway.health().states(now) {
+        // Registry names: `deployment:<name>`, `key:<provider>/<key>#<fingerprint>`, and
+        // `key:<provider>/<key>#<fingerprint>@<model>` for a key's rate limit on one model.
+        let (kind, target) = match name.split_once(':') {
+            Some((k, t)) => {
+                let (base, model) = match t.split_once('@') {
+                    Some((b, m)) => (b, Some(m)),
+                    None => (t, None),
+                };
+                let base = base.split('#').next().unwrap_or(base);
+                match model {
+                    Some(m) => (format!("{k}_model"), format!("{base}@{m}")),
+                    None => (k.to_string(), base.to_string()),
+                }
+            }
+            None => ("other".to_string(), name.clone()),
+        };
+        let value = match state {
+            crate::router::health::State::Closed => 0.0,
+            crate::router::health::State::HalfOpen => 1.0,
+            crate::router::health::State::Open => 2.0,
+        };
+        gauge!(HEALTH_STATE, "kind" => kind, "target" => target).set(value);
+    }
+    for p in gateway.snapshot().providers.iter() {
+        if p.gate.is_limited() {
+            gauge!(QUEUE_DEPTH, "provider" => p.name.clone()).set(p.gate.queued() as f64);
+            gauge!(IN_FLIGHT, "provider" => p.name.clone()).set(p.gate.in_flight() as f64);
+        }
+    }
+}
