@@ -14,7 +14,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 ## Create the virtualenv with the build and test tools.
 $(DEPS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q "maturin>=1.9,<2" "pytest>=8" "pytest-asyncio>=0.24" "openai>=1.40" "anthropic>=0.40" "PyYAML>=6" "httpx>=0.27"
+	$(BIN)/pip install -q "maturin>=1.9,<2" "pytest>=8" "pytest-asyncio>=0.24" "openai>=1.40" "anthropic>=0.40" "PyYAML>=6" "httpx>=0.27" \
+		"prometheus-client>=0.20" "opentelemetry-proto>=1.27" "grpcio>=1.60"
+	scripts/install-services.sh
 	touch $(DEPS)
 
 setup: $(DEPS)

@@ -175,7 +175,8 @@ fn serve(args: ServeArgs) -> i32 {
     }
     // The server keeps a request log unless the config says otherwise.
     config.telemetry.log_store.enabled.get_or_insert(true);
-    crate::telemetry::init_logging(&config.logging);
+    let logging = config.logging.clone();
+    let tracing_cfg = config.telemetry.tracing.clone();
     let (host, port) = (config.server.host.clone(), config.server.port);
     let drain = config.server.shutdown_timeout.0;
     let gateway = match Gateway::new(config) {
@@ -193,6 +194,11 @@ fn serve(args: ServeArgs) -> i32 {
         }
     };
     rt.block_on(async move {
+        // Inside the runtime: trace export runs on its tasks.
+        if let Err(e) = crate::telemetry::init(Some(&logging), Some(&tracing_cfg)) {
+            eprintln!("ferrogate: telemetry.tracing: {e}");
+            return 2;
+        }
         let listener = match server::bind(&host, port).await {
             Ok(l) => l,
             Err(e) => {
@@ -213,7 +219,9 @@ fn serve(args: ServeArgs) -> i32 {
         };
         tracing::info!(address = %addr, providers = ?active, "ferrogate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
         eprintln!("ferrogate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
-        match server::serve(gateway, listener, server::shutdown_signal(), drain).await {
+        let result = server::serve(gateway, listener, server::shutdown_signal(), drain).await;
+        crate::telemetry::otel::shutdown();
+        match result {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("ferrogate: server error: {e}");

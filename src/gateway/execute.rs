@@ -31,7 +31,8 @@ use crate::router::health::{Admission, now_ms};
 use crate::router::keys::NamedKey;
 use crate::router::retry::{self, Disposition, RATE_LIMITED_KEY_COOLDOWN, REJECTED_KEY_COOLDOWN};
 use crate::router::{Deployment, ModelRoute};
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, otel};
+use tracing::Instrument;
 
 /// Deployments considered per pick (larger models are truncated; config validation warns).
 const MAX_CANDIDATES: usize = 32;
@@ -247,7 +248,17 @@ impl<'a> Run<'a> {
                     self.hedged(op, route, idx, key, &call, after, &tried).await
                 }
                 _ => {
-                    let r = op.attempt(&call, &dep.model).await;
+                    let span = otel::attempt_span(
+                        &dep.provider.name,
+                        &dep.model,
+                        &dep.name,
+                        key.name().as_deref(),
+                    );
+                    let r = op.attempt(&call, &dep.model).instrument(span.clone()).await;
+                    if let Err(e) = &r {
+                        span.record("error.type", e.kind.as_str());
+                        span.record("otel.status_code", "ERROR");
+                    }
                     (r, idx, key, started.elapsed())
                 }
             };

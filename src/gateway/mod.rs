@@ -29,7 +29,9 @@ use crate::schema::{
 };
 use crate::telemetry::logstore::LogStore;
 use crate::telemetry::observe::Observer;
+use crate::telemetry::otel;
 use ops::{ChatOp, EmbedOp, StreamOp};
+use tracing::Instrument;
 
 /// Everything derived from one config, swapped as a whole on reload.
 #[derive(Debug)]
@@ -84,6 +86,8 @@ pub struct RequestOptions {
     pub metadata: Extra,
     /// Extra metric labels (the server fills them from configured request headers).
     pub labels: Vec<(String, String)>,
+    /// The caller's W3C `traceparent`, continued by the request's span.
+    pub traceparent: Option<String>,
 }
 
 impl RequestOptions {
@@ -330,6 +334,71 @@ impl Gateway {
 
     pub async fn chat(
         &self,
+        req: ChatRequest,
+        opts: &RequestOptions,
+    ) -> Result<Served<ChatResponse>> {
+        let opts = with_request_id(opts);
+        let span = otel::request_span(
+            "chat",
+            &req.model,
+            opts.request_id.as_deref().unwrap_or(""),
+            opts.traceparent.as_deref(),
+        );
+        let result = self.chat_inner(req, &opts).instrument(span.clone()).await;
+        record_outcome(&span, result.as_ref().map(|s| &s.meta));
+        result
+    }
+
+    /// Opens a stream: returns once a provider has sent the first chunk (until then a failure
+    /// is retried or falls back like any other), then yields chunks as they arrive.
+    pub async fn chat_stream(
+        &self,
+        req: ChatRequest,
+        opts: &RequestOptions,
+    ) -> Result<Served<ChunkStream>> {
+        let opts = with_request_id(opts);
+        let span = otel::request_span(
+            "chat",
+            &req.model,
+            opts.request_id.as_deref().unwrap_or(""),
+            opts.traceparent.as_deref(),
+        );
+        let result = self
+            .chat_stream_inner(req, &opts)
+            .instrument(span.clone())
+            .await;
+        record_outcome(&span, result.as_ref().map(|s| &s.meta));
+        if !otel::enabled() {
+            return result;
+        }
+        result.map(|served| Served {
+            value: Box::pin(otel::SpannedStream::new(served.value, span)) as ChunkStream,
+            meta: served.meta,
+        })
+    }
+
+    pub async fn embeddings(
+        &self,
+        req: EmbeddingRequest,
+        opts: &RequestOptions,
+    ) -> Result<Served<EmbeddingResponse>> {
+        let opts = with_request_id(opts);
+        let span = otel::request_span(
+            "embeddings",
+            &req.model,
+            opts.request_id.as_deref().unwrap_or(""),
+            opts.traceparent.as_deref(),
+        );
+        let result = self
+            .embeddings_inner(req, &opts)
+            .instrument(span.clone())
+            .await;
+        record_outcome(&span, result.as_ref().map(|s| &s.meta));
+        result
+    }
+
+    async fn chat_inner(
+        &self,
         mut req: ChatRequest,
         opts: &RequestOptions,
     ) -> Result<Served<ChatResponse>> {
@@ -391,9 +460,7 @@ impl Gateway {
         execute::execute(&snapshot, route, opts, ChatOp::new(req)).await
     }
 
-    /// Opens a stream: returns once a provider has sent the first chunk (until then a failure
-    /// is retried or falls back like any other), then yields chunks as they arrive.
-    pub async fn chat_stream(
+    async fn chat_stream_inner(
         &self,
         mut req: ChatRequest,
         opts: &RequestOptions,
@@ -464,7 +531,7 @@ impl Gateway {
         execute::execute(&snapshot, route, opts, StreamOp::new(req)).await
     }
 
-    pub async fn embeddings(
+    async fn embeddings_inner(
         &self,
         mut req: EmbeddingRequest,
         opts: &RequestOptions,
@@ -683,4 +750,39 @@ fn pipeline_slots(
     slots.extend(snapshot.plugins.iter().cloned());
     slots.extend(registered.iter().cloned());
     slots
+}
+
+/// Options with a request id (generated when the caller gave none), so logs, spans and plugins
+/// agree on it.
+fn with_request_id(opts: &RequestOptions) -> RequestOptions {
+    let mut opts = opts.clone();
+    if opts.request_id.is_none() {
+        opts.request_id = Some(uuid::Uuid::new_v4().simple().to_string());
+    }
+    opts
+}
+
+/// Puts who served a request, or why it failed, on its span.
+fn record_outcome(span: &tracing::Span, result: std::result::Result<&ServedBy, &GatewayError>) {
+    if span.is_disabled() {
+        return;
+    }
+    match result {
+        Ok(meta) => {
+            span.record("gen_ai.system", &*meta.provider);
+            span.record("gen_ai.provider.name", &*meta.provider);
+            span.record("gen_ai.response.model", meta.model.as_str());
+            span.record("ferrogate.deployment", &*meta.deployment);
+            span.record("ferrogate.attempts", meta.attempts as i64);
+            span.record("http.response.status_code", 200i64);
+        }
+        Err(e) => {
+            span.record("error.type", e.kind.as_str());
+            span.record("otel.status_code", "ERROR");
+            span.record("http.response.status_code", e.status as i64);
+            if let Some(p) = &e.provider {
+                span.record("gen_ai.system", &**p);
+            }
+        }
+    }
 }

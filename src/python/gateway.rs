@@ -51,6 +51,24 @@ impl PyGateway {
     #[pyo3(signature = (config = None))]
     fn new(py: Python<'_>, config: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let config = config_from_py(py, config)?;
+        if crate::telemetry::otel::wanted(&config.telemetry.tracing)
+            && !crate::telemetry::otel::enabled()
+        {
+            // Export runs on the extension's runtime.
+            let _guard = runtime().enter();
+            match crate::telemetry::init(None, Some(&config.telemetry.tracing)) {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    "a tracing subscriber is already installed; OpenTelemetry export is not added"
+                ),
+                Err(e) => {
+                    return Err(config_error(
+                        py,
+                        crate::config::ConfigError(format!("telemetry.tracing: {e}")),
+                    ));
+                }
+            }
+        }
         let inner = py
             .detach(|| Gateway::new(config))
             .map_err(|e| config_error(py, e))?;

@@ -25,6 +25,10 @@ pub(super) fn options_from_headers(
         request_id: Some(request_id.to_string()),
         ..Default::default()
     };
+    opts.traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     for (header, label) in &config.telemetry.metrics.header_labels {
         let value = headers
             .get(header.as_str())

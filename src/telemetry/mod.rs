@@ -5,6 +5,7 @@ pub mod cost;
 pub mod logstore;
 pub mod metrics;
 pub mod observe;
+pub mod otel;
 
 use std::io::IsTerminal;
 
@@ -29,27 +30,59 @@ pub fn rejected(err: crate::error::GatewayError) -> crate::error::GatewayError {
 /// `info,ferrogate=debug`) overrides the configured level. Returns false if a subscriber was
 /// already installed (e.g. by an embedding application), which is then left alone.
 pub fn init_logging(config: &LoggingConfig) -> bool {
-    let filter = std::env::var("FERROGATE_LOG")
-        .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .or_else(|| EnvFilter::try_new(&config.level).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    let json = match config.format {
-        LogFormat::Json => true,
-        LogFormat::Pretty => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    init(Some(config), None).unwrap_or(false)
+}
+
+/// Installs the global subscriber once: structured logs when `logging` is given, OpenTelemetry
+/// export when `tracing` asks for it (then this must run inside the tokio runtime). Returns
+/// whether it was installed.
+pub fn init(
+    logging: Option<&LoggingConfig>,
+    tracing_cfg: Option<&crate::config::TracingConfig>,
+) -> Result<bool, String> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let fmt_layer: Option<Boxed> = logging.map(|config| {
+        let filter = std::env::var("FERROGATE_LOG")
+            .ok()
+            .and_then(|v| EnvFilter::try_new(v).ok())
+            .or_else(|| EnvFilter::try_new(&config.level).ok())
+            .unwrap_or_else(|| EnvFilter::new("info"));
+        let json = match config.format {
+            LogFormat::Json => true,
+            LogFormat::Pretty => false,
+            LogFormat::Auto => !std::io::stderr().is_terminal(),
+        };
+        let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+        if json {
+            layer
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_filter(filter)
+                .boxed()
+        } else {
+            layer.compact().with_filter(filter).boxed()
+        }
+    });
+    let otel_layer: Option<Boxed> = match tracing_cfg {
+        Some(cfg) => otel::layer(cfg)?.map(|l| {
+            l.with_filter(Targets::new().with_target(otel::SPAN_TARGET, tracing::Level::INFO))
+                .boxed()
+        }),
+        None => None,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
-    } else {
-        builder.compact().try_init()
-    };
-    result.is_ok()
+    let layers: Vec<Boxed> = fmt_layer.into_iter().chain(otel_layer).collect();
+    if layers.is_empty() {
+        return Ok(false);
+    }
+    Ok(tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .is_ok())
 }

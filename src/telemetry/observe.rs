@@ -192,6 +192,24 @@ impl Plugin for Observer {
                     }
                 }
             }
+            if super::otel::enabled() {
+                let span = tracing::Span::current();
+                if let Some(u) = &usage {
+                    span.record("gen_ai.usage.input_tokens", u.prompt_tokens as i64);
+                    span.record("gen_ai.usage.output_tokens", u.completion_tokens as i64);
+                }
+                if let Some(c) = cost {
+                    span.record("ferrogate.cost_usd", c);
+                }
+                if let Ok(Reply::Chat(r)) = &*result {
+                    let reasons: Vec<&str> = r
+                        .choices
+                        .iter()
+                        .filter_map(|c| c.finish_reason.as_ref().map(|f| f.as_str()))
+                        .collect();
+                    span.record("gen_ai.response.finish_reasons", format!("{reasons:?}"));
+                }
+            }
             let (prompt, completion, cached) = usage
                 .as_ref()
                 .map(|u| (u.prompt_tokens, u.completion_tokens, u.cached_tokens()))

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +26,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stderr.read().decode() if proc.stderr else ""
+            out = log.read_text(errors="replace") if log else ""
             raise RuntimeError(f"process exited with {proc.returncode}: {out}")
         try:
             if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
@@ -51,8 +52,13 @@ class Proc:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         full_env = {**os.environ, "FERROGATE_LOG": "warn", **(env or {})}
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
-        wait_healthy(self.url, self.proc)
+        # Each server in a directory of its own: its default request log file lands there.
+        self.workdir = tempfile.mkdtemp(prefix="ferrogate-proc-")
+        # stderr to a file: an unread pipe would block the server once it filled up.
+        self.log_path = Path(self.workdir) / "stderr.log"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log, env=full_env, cwd=self.workdir)
+        wait_healthy(self.url, self.proc, log=self.log_path)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -41,7 +41,7 @@ def test_sync_and_async_plugins_modify_and_tag(mock_upstream: str) -> None:
     assert r["x_tags"] == ["from-caller", "tagged"]
     assert r["x_state"]["seen_by"] == "ferrogate-plugin-loop", "async hooks run on the plugin loop thread"
     assert r["x_served_by"] == "openai/gpt-4o-mini"
-    assert gw.plugins == [("Shout", True), ("AsyncTagger", True)]
+    assert gw.plugins == [("telemetry", True), ("Shout", True), ("AsyncTagger", True)]
 
 
 def test_short_circuit_answer_and_rejection(mock_upstream: str, mock_requests: Any) -> None:

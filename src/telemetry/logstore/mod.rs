@@ -57,7 +57,7 @@ pub struct LogRecord {
 
 enum Backend {
     Sqlite(sqlite::SqliteStore),
-    Postgres(postgres::PgStore),
+    Postgres(Box<postgres::PgStore>),
 }
 
 impl Backend {
@@ -114,7 +114,7 @@ impl LogStore {
                     .url
                     .as_ref()
                     .ok_or("telemetry.log_store.url: required for the postgres backend")?;
-                Backend::Postgres(postgres::PgStore::connect(url.expose()).await?)
+                Backend::Postgres(Box::new(postgres::PgStore::connect(url.expose()).await?))
             }
         });
         let (tx, rx) = mpsc::channel(cfg.queue_size.max(1));

@@ -51,18 +51,19 @@ pub fn build(
     let mut clauses: Vec<String> = Vec::new();
     let mut params: Vec<Param> = Vec::new();
     let mut add = |clause: &str, values: Vec<Param>, clauses: &mut Vec<String>| {
+        // `{}` marks each parameter (a `?` would collide with SQLite's `?N` placeholders).
         let mut c = clause.to_string();
         for v in values {
             params.push(v);
-            c = c.replacen('?', &placeholder(params.len()), 1);
+            c = c.replacen("{}", &placeholder(params.len()), 1);
         }
         clauses.push(c);
     };
     if let Some(v) = q.since {
-        add("ts >= ?", vec![Param::Int(v)], &mut clauses);
+        add("ts >= {}", vec![Param::Int(v)], &mut clauses);
     }
     if let Some(v) = q.until {
-        add("ts < ?", vec![Param::Int(v)], &mut clauses);
+        add("ts < {}", vec![Param::Int(v)], &mut clauses);
     }
     for (column, value) in [
         ("provider", &q.provider),
@@ -74,14 +75,14 @@ pub fn build(
     ] {
         if let Some(v) = value {
             add(
-                &format!("{column} = ?"),
+                &format!("{column} = {{}}"),
                 vec![Param::Text(v.clone())],
                 &mut clauses,
             );
         }
     }
     if let Some(s) = q.status {
-        add("status = ?", vec![Param::Int(s as i64)], &mut clauses);
+        add("status = {}", vec![Param::Int(s as i64)], &mut clauses);
     }
     if let Some(text) = q.q.as_deref().filter(|t| !t.is_empty()) {
         let pattern = format!(
@@ -100,7 +101,7 @@ pub fn build(
         ];
         let clause = cols
             .iter()
-            .map(|c| format!("{c} {like} ? ESCAPE '\\'"))
+            .map(|c| format!("{c} {like} {{}} ESCAPE '\\'"))
             .collect::<Vec<_>>()
             .join(" OR ");
         add(
@@ -115,7 +116,7 @@ pub fn build(
             .and_then(|(t, i)| Some((t.parse::<i64>().ok()?, i.to_string())))
             .ok_or_else(|| format!("invalid cursor {cursor:?}"))?;
         add(
-            "(ts < ? OR (ts = ? AND id < ?))",
+            "(ts < {} OR (ts = {} AND id < {}))",
             vec![Param::Int(ts), Param::Int(ts), Param::Text(id)],
             &mut clauses,
         );
@@ -141,5 +142,76 @@ pub fn page(mut rows: Vec<LogRecord>, limit: usize) -> LogPage {
     LogPage {
         data: rows,
         next_cursor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let q = LogQuery {
+            since: Some(5),
+            model: Some("m".into()),
+            q: Some("50%_off".into()),
+            cursor: Some("9_abc".into()),
+            ..Default::default()
+        };
+        for (style, like) in [(|n: usize| format!("?{n}")) as fn(usize) -> String, |n| {
+            format!("${n}")
+        }]
+        .into_iter()
+        .zip(["LIKE", "ILIKE"])
+        {
+            let (sql, params, limit) = build(&q, style, like).unwrap();
+            assert_eq!(limit, 50);
+            assert_eq!(params.len(), 1 + 1 + 6 + 3);
+            // Every placeholder 1..=n appears exactly once, in order.
+            let positions: Vec<usize> = (1..=params.len())
+                .map(|n| {
+                    let p = style(n);
+                    let hits: Vec<usize> = sql
+                        .match_indices(&p)
+                        .filter(|(i, _)| {
+                            !sql[i + p.len()..].starts_with(|c: char| c.is_ascii_digit())
+                        })
+                        .map(|(i, _)| i)
+                        .collect();
+                    assert_eq!(hits.len(), 1, "{p} in {sql}");
+                    hits[0]
+                })
+                .collect();
+            assert!(positions.windows(2).all(|w| w[0] < w[1]), "{sql}");
+            assert!(!sql.contains("{}"), "{sql}");
+            assert!(sql.contains(&format!("model = {}", style(2))), "{sql}");
+            assert!(
+                sql.contains(&format!(
+                    "(ts < {} OR (ts = {} AND id < {}))",
+                    style(9),
+                    style(10),
+                    style(11)
+                )),
+                "{sql}"
+            );
+        }
+        let Param::Text(pattern) = &build(&q, |n| format!("?{n}"), "LIKE").unwrap().1[2] else {
+            panic!()
+        };
+        assert_eq!(
+            pattern, "%50\\%\\_off%",
+            "LIKE wildcards in the text are escaped"
+        );
+        assert!(
+            build(
+                &LogQuery {
+                    cursor: Some("nope".into()),
+                    ..Default::default()
+                },
+                |n| format!("?{n}"),
+                "LIKE"
+            )
+            .is_err()
+        );
     }
 }
