@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: serve test build setup test-rust test-python lint fmt clean bench-failover
+.PHONY: serve test build setup test-rust test-python lint fmt clean bench-failover bench-plugins bench-observability
 
 ## Create the virtualenv with the build and test tools.
 $(DEPS): pyproject.toml
@@ -41,6 +41,13 @@ test-python: build
 ## Failover benchmark: 1000 RPS for 30 s, one deployment killed and restarted (report in bench-results/).
 bench-failover: build
 	benches/failover.sh 1000 30
+
+## Added latency of plugins (Rust, sync and async Python) and of metrics + log store (reports in bench-results/).
+bench-plugins: build
+	$(BIN)/python benches/plugins.py
+
+bench-observability: build
+	$(BIN)/python benches/observability.py
 
 lint:
 	cargo fmt --check
