@@ -3,6 +3,7 @@
 //! A [`ProviderRuntime`] is one configured provider: its base URL, keys, timeouts and HTTP client.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod credentials;
 pub mod openai;
 pub mod presets;
@@ -41,6 +42,9 @@ pub enum ApiKind {
     /// Anthropic Messages.
     #[serde(rename = "anthropic")]
     Anthropic,
+    /// AWS Bedrock Converse / ConverseStream (SigV4).
+    #[serde(rename = "bedrock")]
+    Bedrock,
 }
 
 impl ApiKind {
@@ -48,6 +52,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => "openai",
             ApiKind::Anthropic => "anthropic",
+            ApiKind::Bedrock => "bedrock",
         }
     }
 }
@@ -89,6 +94,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat(call, req).await,
+            ApiKind::Bedrock => bedrock::Bedrock.chat(call, req).await,
         }
     }
 
@@ -96,6 +102,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat_stream(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat_stream(call, req).await,
+            ApiKind::Bedrock => bedrock::Bedrock.chat_stream(call, req).await,
         }
     }
 
@@ -107,6 +114,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.embeddings(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.embeddings(call, req).await,
+            ApiKind::Bedrock => bedrock::Bedrock.embeddings(call, req).await,
         }
     }
 
@@ -114,6 +122,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.list_models(call).await,
             ApiKind::Anthropic => anthropic::Anthropic.list_models(call).await,
+            ApiKind::Bedrock => bedrock::Bedrock.list_models(call).await,
         }
     }
 }
@@ -277,7 +286,11 @@ impl ProviderRuntime {
             active,
             base_url_source,
             hint: ProviderHint {
-                key_var: preset.and_then(|p| p.key_vars.first().copied()),
+                key_var: if api == ApiKind::Bedrock {
+                    Some(credentials::AWS_KEY_HINT)
+                } else {
+                    preset.and_then(|p| p.key_vars.first().copied())
+                },
                 base_url_var: preset.and_then(|p| p.base_url_vars.first().copied()),
             },
         })
@@ -378,6 +391,51 @@ mod tests {
         let groq = reg.get("groq").unwrap();
         assert!(!groq.active && groq.requires_key && groq.keys.is_empty());
         assert!(!reg.get("ollama").unwrap().requires_key);
+    }
+
+    #[test]
+    fn bedrock_region_credentials_and_endpoint() {
+        let e = env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ]);
+        let reg = ProviderRegistry::build(&Config::default(), &e).unwrap();
+        let bedrock = reg.get("bedrock").unwrap();
+        assert_eq!(bedrock.api, ApiKind::Bedrock);
+        assert_eq!(
+            bedrock.base_url,
+            "https://bedrock-runtime.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(bedrock.settings.region.as_deref(), Some("eu-west-1"));
+        assert!(bedrock.active && bedrock.requires_key);
+        assert_eq!(&*bedrock.keys.first().unwrap().name, "AWS_ACCESS_KEY_ID");
+        assert!(
+            bedrock
+                .hint
+                .key_var
+                .unwrap()
+                .contains("AWS_SECRET_ACCESS_KEY")
+        );
+
+        let config = Config::from_text(
+            r#"{"providers":{"bedrock":{"region":"ap-south-1"}}}"#,
+            "json",
+        )
+        .unwrap();
+        let e = env(&[
+            ("AWS_REGION", "us-west-2"),
+            ("BEDROCK_BASE_URL", "http://127.0.0.1:9"),
+        ]);
+        let reg = ProviderRegistry::build(&config, &e).unwrap();
+        let bedrock = reg.get("bedrock").unwrap();
+        assert_eq!(bedrock.base_url, "http://127.0.0.1:9");
+        assert_eq!(bedrock.settings.region.as_deref(), Some("ap-south-1"));
+        let reg = ProviderRegistry::build(&Config::default(), &env(&[])).unwrap();
+        assert_eq!(
+            reg.get("bedrock").unwrap().base_url,
+            "https://bedrock-runtime.us-east-1.amazonaws.com"
+        );
     }
 
     #[test]
