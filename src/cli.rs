@@ -117,6 +117,12 @@ struct MockArgs {
     /// Embedding size when a request does not set `dimensions`.
     #[arg(long, default_value_t = 16)]
     embedding_dims: usize,
+    /// Bedrock: verify SigV4 signatures against this access key id (with --aws-secret-access-key).
+    #[arg(long, requires = "aws_secret_access_key")]
+    aws_access_key_id: Option<String>,
+    /// Bedrock: the secret access key SigV4 signatures are checked with.
+    #[arg(long, requires = "aws_access_key_id")]
+    aws_secret_access_key: Option<String>,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -251,6 +257,8 @@ fn mock_upstream(a: MockArgs) -> i32 {
         api_key: a.api_key,
         chunk_delay: Duration::from_secs_f64(a.chunk_delay_ms / 1000.0),
         embedding_dims: a.embedding_dims.max(1),
+        aws_access_key_id: a.aws_access_key_id,
+        aws_secret_access_key: a.aws_secret_access_key,
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -268,7 +276,7 @@ fn mock_upstream(a: MockArgs) -> i32 {
             }
         };
         eprintln!(
-            "ferrogate mock-upstream listening on {} (OpenAI API under /v1)",
+            "ferrogate mock-upstream listening on {} (OpenAI and Anthropic APIs under /v1, Bedrock under /model)",
             mock.base_url()
         );
         server::shutdown_signal().await;

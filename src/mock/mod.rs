@@ -4,8 +4,10 @@
 //! (`error_rate`), and records what it received (`GET /mock/requests`, `GET /mock/stats`).
 
 mod anthropic;
+pub mod bedrock;
 mod openai;
 pub mod reply;
+pub mod sigv4;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -37,6 +39,9 @@ pub struct MockOptions {
     pub chunk_delay: Duration,
     /// Embedding size when the request does not ask for `dimensions`.
     pub embedding_dims: usize,
+    /// When both are set, Bedrock requests signed with SigV4 must be signed with these.
+    pub aws_access_key_id: Option<String>,
+    pub aws_secret_access_key: Option<String>,
 }
 
 impl Default for MockOptions {
@@ -48,6 +53,8 @@ impl Default for MockOptions {
             api_key: None,
             chunk_delay: Duration::ZERO,
             embedding_dims: 16,
+            aws_access_key_id: None,
+            aws_secret_access_key: None,
         }
     }
 }
@@ -134,7 +141,11 @@ impl MockState {
             .iter()
             .filter(|(name, _)| {
                 let n = name.as_str();
-                n != "authorization" && n != "x-api-key" && n != "api-key" && n != "x-goog-api-key"
+                n != "authorization"
+                    && n != "x-api-key"
+                    && n != "api-key"
+                    && n != "x-goog-api-key"
+                    && n != "x-amz-security-token"
             })
             .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
             .collect();
@@ -179,6 +190,7 @@ pub fn app(options: MockOptions) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(anthropic::routes())
+        .merge(bedrock::routes())
         .route("/mock/requests", get(recorded))
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))
@@ -425,12 +437,27 @@ pub(crate) fn sse_body(
     scenario: &reply::Scenario,
     terminator: Option<Bytes>,
 ) -> Response {
-    let drop_after = scenario.drop.then_some(2);
-    let stall_after = scenario.stall.then_some(1);
     let mut items = events;
     if let Some(t) = terminator {
         items.push(t);
     }
+    let mut resp = streamed_body("text/event-stream", items, delay, scenario);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, "no-cache".parse().expect("valid"));
+    resp
+}
+
+/// A 200 streaming `items` (SSE events, event-stream frames...) with `delay` between them, with
+/// the scenario's stream faults: `drop` cuts the connection after two items, `stall` goes silent
+/// after the first.
+pub(crate) fn streamed_body(
+    content_type: &'static str,
+    items: Vec<Bytes>,
+    delay: Duration,
+    scenario: &reply::Scenario,
+) -> Response {
+    let drop_after = scenario.drop.then_some(2);
+    let stall_after = scenario.stall.then_some(1);
     let stream = futures_util::stream::unfold((0usize, items), move |(i, items)| async move {
         if drop_after == Some(i) {
             // Let what was sent so far reach the client, so the cut is really mid-stream.
@@ -449,8 +476,7 @@ pub(crate) fn sse_body(
     });
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::CONTENT_TYPE, content_type)
         .body(Body::from_stream(stream))
         .expect("static response parts are valid")
 }

@@ -83,6 +83,9 @@ impl Credential {
     }
 }
 
+/// What configures Bedrock, for the "no credentials" error.
+pub const AWS_KEY_HINT: &str = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a Bedrock API key in AWS_BEARER_TOKEN_BEDROCK)";
+
 /// A provider's keys from its config, else from the environment. The flag says whether any came
 /// from the environment (which makes the provider "active" without a config entry).
 pub fn resolve(
@@ -92,7 +95,6 @@ pub fn resolve(
     preset: Option<&Preset>,
     env: &dyn EnvSource,
 ) -> Result<(Vec<NamedKey>, bool), ConfigError> {
-    let _ = (name, api);
     if let Some(c) = config
         && !c.keys.is_empty()
     {
@@ -110,8 +112,134 @@ pub fn resolve(
     if let Some(secret) = config.and_then(|c| c.api_key.clone()) {
         return Ok((vec![NamedKey::api_key("default", secret)], false));
     }
+    if api == ApiKind::Bedrock
+        && let Some(aws) = aws_from_config(name, config)?
+    {
+        return Ok((vec![NamedKey::new("default", Credential::Aws(aws))], false));
+    }
+    // For Bedrock this is the API key (AWS_BEARER_TOKEN_BEDROCK), which the AWS SDKs also prefer
+    // over access keys when it is set.
     if let Some((var, value)) = preset.and_then(|p| first_var(env, p.key_vars)) {
         return Ok((vec![NamedKey::api_key(var, Secret::new(value))], true));
     }
+    if api == ApiKind::Bedrock
+        && let (Some(id), Some(secret)) = (
+            env.var("AWS_ACCESS_KEY_ID"),
+            env.var("AWS_SECRET_ACCESS_KEY"),
+        )
+    {
+        let aws = AwsCredential {
+            access_key_id: Secret::new(id),
+            secret_access_key: Secret::new(secret),
+            session_token: env.var("AWS_SESSION_TOKEN").map(Secret::new),
+        };
+        return Ok((
+            vec![NamedKey::new("AWS_ACCESS_KEY_ID", Credential::Aws(aws))],
+            true,
+        ));
+    }
     Ok((Vec::new(), false))
+}
+
+/// `aws_access_key_id` + `aws_secret_access_key` (+ `aws_session_token`) from a provider's config.
+fn aws_from_config(
+    name: &str,
+    config: Option<&ProviderConfig>,
+) -> Result<Option<AwsCredential>, ConfigError> {
+    let Some(c) = config else {
+        return Ok(None);
+    };
+    match (&c.aws_access_key_id, &c.aws_secret_access_key) {
+        (Some(id), Some(secret)) => Ok(Some(AwsCredential {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+            session_token: c.aws_session_token.clone(),
+        })),
+        (Some(_), None) => Err(ConfigError(format!(
+            "providers.{name}.aws_secret_access_key: required with aws_access_key_id"
+        ))),
+        (None, Some(_)) => Err(ConfigError(format!(
+            "providers.{name}.aws_access_key_id: required with aws_secret_access_key"
+        ))),
+        (None, None) if c.aws_session_token.is_some() => Err(ConfigError(format!(
+            "providers.{name}.aws_session_token: needs aws_access_key_id and aws_secret_access_key"
+        ))),
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn bedrock(
+        config: Option<&str>,
+        e: &[(&str, &str)],
+    ) -> Result<(Vec<NamedKey>, bool), ConfigError> {
+        let config: Option<ProviderConfig> = config.map(|c| serde_json::from_str(c).unwrap());
+        resolve(
+            "bedrock",
+            ApiKind::Bedrock,
+            config.as_ref(),
+            super::super::presets::find("bedrock"),
+            &env(e),
+        )
+    }
+
+    #[test]
+    fn bedrock_credentials() {
+        let aws_env = [
+            ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-env"),
+            ("AWS_SESSION_TOKEN", "token-env"),
+        ];
+        let (keys, from_env) = bedrock(None, &aws_env).unwrap();
+        assert!(from_env);
+        assert_eq!(&*keys[0].name, "AWS_ACCESS_KEY_ID");
+        let Credential::Aws(aws) = &keys[0].credential else {
+            panic!("expected AWS credentials");
+        };
+        assert_eq!(aws.session_token.as_ref().unwrap().expose(), "token-env");
+
+        // The API key wins over access keys in the environment, as in the AWS SDKs.
+        let mut with_token = aws_env.to_vec();
+        with_token.push(("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key"));
+        let (keys, _) = bedrock(None, &with_token).unwrap();
+        assert_eq!(
+            keys[0].credential.api_key().unwrap().expose(),
+            "bedrock-api-key"
+        );
+
+        // The config wins over the environment.
+        let (keys, from_env) = bedrock(
+            Some(r#"{"aws_access_key_id": "AKIDCFG", "aws_secret_access_key": "s"}"#),
+            &with_token,
+        )
+        .unwrap();
+        assert!(!from_env);
+        assert!(
+            matches!(&keys[0].credential, Credential::Aws(a) if a.access_key_id.expose() == "AKIDCFG" && a.session_token.is_none())
+        );
+
+        let e = bedrock(Some(r#"{"aws_access_key_id": "AKIDCFG"}"#), &[]).unwrap_err();
+        assert!(
+            e.0.contains("providers.bedrock.aws_secret_access_key"),
+            "{e}"
+        );
+        // Half a pair in the environment is no credential.
+        assert!(
+            bedrock(None, &[("AWS_ACCESS_KEY_ID", "x")])
+                .unwrap()
+                .0
+                .is_empty()
+        );
+    }
 }

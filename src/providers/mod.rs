@@ -3,6 +3,7 @@
 //! A [`ProviderRuntime`] is one configured provider: its base URL, keys, timeouts and HTTP client.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod credentials;
 pub mod openai;
 pub mod presets;
@@ -44,6 +45,9 @@ pub enum ApiKind {
     /// Anthropic Messages.
     #[serde(rename = "anthropic")]
     Anthropic,
+    /// AWS Bedrock Converse / ConverseStream (SigV4).
+    #[serde(rename = "bedrock")]
+    Bedrock,
 }
 
 impl ApiKind {
@@ -51,6 +55,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => "openai",
             ApiKind::Anthropic => "anthropic",
+            ApiKind::Bedrock => "bedrock",
         }
     }
 }
@@ -92,6 +97,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat(call, req).await,
+            ApiKind::Bedrock => bedrock::Bedrock.chat(call, req).await,
         }
     }
 
@@ -99,6 +105,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat_stream(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat_stream(call, req).await,
+            ApiKind::Bedrock => bedrock::Bedrock.chat_stream(call, req).await,
         }
     }
 
@@ -110,6 +117,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.embeddings(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.embeddings(call, req).await,
+            ApiKind::Bedrock => bedrock::Bedrock.embeddings(call, req).await,
         }
     }
 
@@ -117,6 +125,7 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.list_models(call).await,
             ApiKind::Anthropic => anthropic::Anthropic.list_models(call).await,
+            ApiKind::Bedrock => bedrock::Bedrock.list_models(call).await,
         }
     }
 }
@@ -325,7 +334,11 @@ impl ProviderRuntime {
             active,
             base_url_source,
             hint: ProviderHint {
-                key_var: preset.and_then(|p| p.key_vars.first().copied()),
+                key_var: if api == ApiKind::Bedrock {
+                    Some(credentials::AWS_KEY_HINT)
+                } else {
+                    preset.and_then(|p| p.key_vars.first().copied())
+                },
                 base_url_var: preset.and_then(|p| p.base_url_vars.first().copied()),
             },
         })
@@ -395,6 +408,11 @@ mod tests {
             .collect()
     }
 
+    fn build_registry(config: &Config, e: &HashMap<String, String>) -> ProviderRegistry {
+        let health = HealthRegistry::default();
+        ProviderRegistry::build(&BuildContext::new(config, e, &health).unwrap()).unwrap()
+    }
+
     #[test]
     fn zero_config_reads_standard_variables() {
         let e = env(&[
@@ -421,6 +439,51 @@ mod tests {
         let groq = reg.get("groq").unwrap();
         assert!(!groq.active && groq.requires_key && groq.keys.is_empty());
         assert!(!reg.get("ollama").unwrap().requires_key);
+    }
+
+    #[test]
+    fn bedrock_region_credentials_and_endpoint() {
+        let e = env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ]);
+        let reg = build_registry(&Config::default(), &e);
+        let bedrock = reg.get("bedrock").unwrap();
+        assert_eq!(bedrock.api, ApiKind::Bedrock);
+        assert_eq!(
+            bedrock.base_url,
+            "https://bedrock-runtime.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(bedrock.settings.region.as_deref(), Some("eu-west-1"));
+        assert!(bedrock.active && bedrock.requires_key);
+        assert_eq!(&*bedrock.keys.first().unwrap().name, "AWS_ACCESS_KEY_ID");
+        assert!(
+            bedrock
+                .hint
+                .key_var
+                .unwrap()
+                .contains("AWS_SECRET_ACCESS_KEY")
+        );
+
+        let config = Config::from_text(
+            r#"{"providers":{"bedrock":{"region":"ap-south-1"}}}"#,
+            "json",
+        )
+        .unwrap();
+        let e = env(&[
+            ("AWS_REGION", "us-west-2"),
+            ("BEDROCK_BASE_URL", "http://127.0.0.1:9"),
+        ]);
+        let reg = build_registry(&config, &e);
+        let bedrock = reg.get("bedrock").unwrap();
+        assert_eq!(bedrock.base_url, "http://127.0.0.1:9");
+        assert_eq!(bedrock.settings.region.as_deref(), Some("ap-south-1"));
+        let reg = build_registry(&Config::default(), &env(&[]));
+        assert_eq!(
+            reg.get("bedrock").unwrap().base_url,
+            "https://bedrock-runtime.us-east-1.amazonaws.com"
+        );
     }
 
     #[test]

@@ -83,6 +83,31 @@ pub static PRESETS: &[Preset] = &[
         default_api_version: Some("2023-06-01"),
         ..Preset::base("anthropic", ApiKind::Anthropic, "https://api.anthropic.com")
     },
+    // AWS credentials (AWS_ACCESS_KEY_ID...) are read by `credentials::resolve`; the key
+    // variable here is the Bedrock API key.
+    Preset {
+        key_vars: &["AWS_BEARER_TOKEN_BEDROCK"],
+        base_url_vars: &["BEDROCK_BASE_URL", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"],
+        model_families: &[
+            "amazon.",
+            "anthropic.",
+            "cohere.",
+            "meta.",
+            "mistral.",
+            "ai21.",
+            "us.",
+            "eu.",
+            "apac.",
+            "global.",
+        ],
+        region_vars: &["AWS_REGION", "AWS_DEFAULT_REGION"],
+        default_region: Some("us-east-1"),
+        ..Preset::base(
+            "bedrock",
+            ApiKind::Bedrock,
+            "https://bedrock-runtime.{region}.amazonaws.com",
+        )
+    },
     Preset {
         model_families: &[
             "gpt-",
@@ -247,8 +272,11 @@ mod tests {
             assert!(!p.key_vars.is_empty() && !p.base_url_vars.is_empty());
             assert!(p.base_url.starts_with("http") && !p.base_url.ends_with('/'));
             let prefix = p.name.to_uppercase();
-            assert_eq!(p.key_vars[0], format!("{prefix}_API_KEY"));
             assert_eq!(p.base_url_vars[0], format!("{prefix}_BASE_URL"));
+            // Cloud providers take the cloud's own credential variables.
+            if p.region_vars.is_empty() {
+                assert_eq!(p.key_vars[0], format!("{prefix}_API_KEY"));
+            }
         }
         assert!(PRESETS.len() >= 13);
     }
@@ -261,5 +289,15 @@ mod tests {
             "openai"
         );
         assert!(infer_from_model("llama-3").is_none());
+        assert_eq!(
+            infer_from_model("anthropic.claude-3-5-haiku-20241022-v1:0")
+                .unwrap()
+                .name,
+            "bedrock"
+        );
+        assert_eq!(
+            infer_from_model("claude-3-5-haiku-latest").unwrap().name,
+            "anthropic"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Server-Sent Events: an incremental decoder (bytes in, events out) following the WHATWG
 //! event-stream parsing rules, and the encoder for the OpenAI `data:` stream.
 
+pub mod eventstream;
+
 use bytes::{Bytes, BytesMut};
 
 /// One dispatched event.

@@ -51,7 +51,9 @@ pub fn init(
             .ok()
             .and_then(|v| EnvFilter::try_new(v).ok())
             .or_else(|| EnvFilter::try_new(&config.level).ok())
-            .unwrap_or_else(|| EnvFilter::new("info"));
+            .unwrap_or_else(|| EnvFilter::new("info"))
+            // The AWS signer's trace output describes the credentials it signs with.
+            .add_directive("aws_sigv4=off".parse().expect("a valid directive"));
         let json = match config.format {
             LogFormat::Json => true,
             LogFormat::Pretty => false,

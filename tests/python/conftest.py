@@ -18,6 +18,9 @@ import pytest
 
 MOCK_KEY = "sk-mock-key-0123456789"
 WRONG_KEY = "sk-wrong-secret-value-42"
+# The mock verifies Bedrock's SigV4 signatures with these.
+MOCK_AWS_KEY_ID = "AKIDMOCKEXAMPLE01"
+MOCK_AWS_SECRET = "mock/Secret+Key/0123456789abcdefEXAMPLE"
 
 
 def free_port() -> int:
@@ -71,9 +74,23 @@ class Proc:
 
 @pytest.fixture(scope="session")
 def mock_upstream() -> Iterator[str]:
-    """Base URL of a mock OpenAI upstream requiring ``MOCK_KEY``."""
+    """Base URL of a mock upstream requiring ``MOCK_KEY`` (and, for Bedrock, SigV4 signatures made
+    with the mock AWS credentials)."""
     port = free_port()
-    p = Proc(ferrogate_cmd("mock-upstream", "--port", str(port), "--api-key", MOCK_KEY), port)
+    p = Proc(
+        ferrogate_cmd(
+            "mock-upstream",
+            "--port",
+            str(port),
+            "--api-key",
+            MOCK_KEY,
+            "--aws-access-key-id",
+            MOCK_AWS_KEY_ID,
+            "--aws-secret-access-key",
+            MOCK_AWS_SECRET,
+        ),
+        port,
+    )
     yield p.url
     p.stop()
 
@@ -85,6 +102,12 @@ def gateway_config(mock_url: str) -> dict[str, Any]:
             "badkey": {"base_url": f"{mock_url}/v1", "api_key": WRONG_KEY},
             "slowpoke": {"base_url": f"{mock_url}/v1", "api_key": MOCK_KEY, "timeouts": {"request": "500ms"}},
             "anthropic": {"base_url": mock_url, "api_key": MOCK_KEY},
+            "bedrock": {
+                "base_url": mock_url,
+                "region": "us-east-1",
+                "aws_access_key_id": MOCK_AWS_KEY_ID,
+                "aws_secret_access_key": MOCK_AWS_SECRET,
+            },
         },
         "aliases": {"fast": "openai/gpt-4o-mini", "embedder": "openai/text-embedding-3-small"},
         "server": {"max_request_body": "64KB", "shutdown_timeout": "10s"},

@@ -15,6 +15,7 @@ import ferrogate
 #: provider name -> a model name that provider's mock answers
 PROVIDERS = {
     "anthropic": "anthropic/claude-3-5-haiku-latest",
+    "bedrock": "bedrock/anthropic.claude-3-5-haiku-20241022-v1:0",
 }
 
 WEATHER = {
