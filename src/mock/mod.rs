@@ -4,6 +4,8 @@
 //! (`error_rate`), and records what it received (`GET /mock/requests`, `GET /mock/stats`).
 
 mod anthropic;
+mod azure;
+mod cohere;
 mod openai;
 pub mod reply;
 
@@ -138,6 +140,8 @@ pub fn app(options: MockOptions) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(anthropic::routes())
+        .merge(cohere::routes())
+        .merge(azure::routes())
         .route("/mock/requests", get(recorded))
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))

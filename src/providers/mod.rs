@@ -3,6 +3,8 @@
 //! A [`ProviderRuntime`] is one configured provider: its base URL, keys, timeouts and HTTP client.
 
 pub mod anthropic;
+pub mod azure;
+pub mod cohere;
 pub mod credentials;
 pub mod openai;
 pub mod presets;
@@ -41,6 +43,12 @@ pub enum ApiKind {
     /// Anthropic Messages.
     #[serde(rename = "anthropic")]
     Anthropic,
+    /// Cohere v2 (chat, embed).
+    #[serde(rename = "cohere")]
+    Cohere,
+    /// Azure OpenAI: OpenAI's wire format at deployment URLs with an `api-version`.
+    #[serde(rename = "azure")]
+    Azure,
 }
 
 impl ApiKind {
@@ -48,6 +56,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => "openai",
             ApiKind::Anthropic => "anthropic",
+            ApiKind::Cohere => "cohere",
+            ApiKind::Azure => "azure",
         }
     }
 }
@@ -89,6 +99,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat(call, req).await,
+            ApiKind::Cohere => cohere::Cohere.chat(call, req).await,
+            ApiKind::Azure => azure::Azure.chat(call, req).await,
         }
     }
 
@@ -96,6 +108,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat_stream(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat_stream(call, req).await,
+            ApiKind::Cohere => cohere::Cohere.chat_stream(call, req).await,
+            ApiKind::Azure => azure::Azure.chat_stream(call, req).await,
         }
     }
 
@@ -107,6 +121,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.embeddings(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.embeddings(call, req).await,
+            ApiKind::Cohere => cohere::Cohere.embeddings(call, req).await,
+            ApiKind::Azure => azure::Azure.embeddings(call, req).await,
         }
     }
 
@@ -114,6 +130,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.list_models(call).await,
             ApiKind::Anthropic => anthropic::Anthropic.list_models(call).await,
+            ApiKind::Cohere => cohere::Cohere.list_models(call).await,
+            ApiKind::Azure => azure::Azure.list_models(call).await,
         }
     }
 }

@@ -84,6 +84,26 @@ pub static PRESETS: &[Preset] = &[
         ..Preset::base("anthropic", ApiKind::Anthropic, "https://api.anthropic.com")
     },
     Preset {
+        key_vars: &["COHERE_API_KEY", "CO_API_KEY"],
+        base_url_vars: &["COHERE_BASE_URL", "COHERE_API_BASE"],
+        model_families: &[
+            "command-",
+            "embed-english",
+            "embed-multilingual",
+            "embed-v4",
+        ],
+        ..Preset::base("cohere", ApiKind::Cohere, "https://api.cohere.com")
+    },
+    // Azure OpenAI has no public default: every resource has its own endpoint.
+    Preset {
+        key_vars: &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"],
+        base_url_vars: &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"],
+        stream_usage: true,
+        api_version_vars: &["AZURE_API_VERSION", "OPENAI_API_VERSION"],
+        default_api_version: Some(super::azure::DEFAULT_API_VERSION),
+        ..Preset::base("azure", ApiKind::Azure, "")
+    },
+    Preset {
         model_families: &[
             "gpt-",
             "chatgpt-",
@@ -245,9 +265,15 @@ mod tests {
         for p in PRESETS {
             assert!(seen.insert(p.name), "duplicate preset {}", p.name);
             assert!(!p.key_vars.is_empty() && !p.base_url_vars.is_empty());
-            assert!(p.base_url.starts_with("http") && !p.base_url.ends_with('/'));
             let prefix = p.name.to_uppercase();
             assert_eq!(p.key_vars[0], format!("{prefix}_API_KEY"));
+            if p.api == ApiKind::Azure {
+                // Each resource has its own endpoint; the variables are Azure's own names.
+                assert!(p.base_url.is_empty());
+                assert_eq!(p.base_url_vars[0], format!("{prefix}_API_BASE"));
+                continue;
+            }
+            assert!(p.base_url.starts_with("http") && !p.base_url.ends_with('/'));
             assert_eq!(p.base_url_vars[0], format!("{prefix}_BASE_URL"));
         }
         assert!(PRESETS.len() >= 13);
@@ -260,6 +286,11 @@ mod tests {
             infer_from_model("text-embedding-3-small").unwrap().name,
             "openai"
         );
+        assert_eq!(
+            infer_from_model("command-a-03-2025").unwrap().name,
+            "cohere"
+        );
+        assert_eq!(infer_from_model("embed-v4.0").unwrap().name, "cohere");
         assert!(infer_from_model("llama-3").is_none());
     }
 }

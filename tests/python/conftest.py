@@ -79,6 +79,10 @@ def gateway_config(mock_url: str) -> dict[str, Any]:
             "badkey": {"base_url": f"{mock_url}/v1", "api_key": WRONG_KEY},
             "slowpoke": {"base_url": f"{mock_url}/v1", "api_key": MOCK_KEY, "timeouts": {"request": "500ms"}},
             "anthropic": {"base_url": mock_url, "api_key": MOCK_KEY},
+            "cohere": {"base_url": mock_url, "api_key": MOCK_KEY},
+            # Azure OpenAI at the mock's root; `gpt-4o-mini` is served by a differently named
+            # deployment, other models by a deployment of their own name.
+            "azure": {"base_url": mock_url, "api_key": MOCK_KEY, "deployments": {"gpt-4o-mini": "gpt-4o-mini-eastus"}},
         },
         "aliases": {"fast": "openai/gpt-4o-mini", "embedder": "openai/text-embedding-3-small"},
         "server": {"max_request_body": "64KB", "shutdown_timeout": "10s"},
