@@ -345,12 +345,17 @@ fn check_config(file: PathBuf) -> i32 {
             providers.sort_by(|a, b| a.name.cmp(&b.name));
             for p in providers {
                 let keys: Vec<&str> = p.keys.all().iter().map(|k| k.name.as_ref()).collect();
+                // Azure has no default endpoint: say what is missing instead of a blank.
+                let endpoint = match (p.base_url.is_empty(), p.hint.base_url_var) {
+                    (true, Some(var)) => format!("no endpoint (set {var} or base_url)"),
+                    (true, None) => "no endpoint (set base_url)".to_string(),
+                    (false, _) => format!("{} (base URL from {})", p.base_url, p.base_url_source),
+                };
                 println!(
-                    "  {:<12} {} {} (base URL from {}), keys: {}",
+                    "  {:<12} {} {}, keys: {}",
                     p.name,
                     p.api.as_str(),
-                    p.base_url,
-                    p.base_url_source,
+                    endpoint,
                     if keys.is_empty() {
                         "none".to_string()
                     } else {

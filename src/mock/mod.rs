@@ -4,7 +4,9 @@
 //! (`error_rate`), and records what it received (`GET /mock/requests`, `GET /mock/stats`).
 
 mod anthropic;
+mod azure;
 pub mod bedrock;
+mod cohere;
 mod openai;
 pub mod reply;
 pub mod sigv4;
@@ -191,6 +193,8 @@ pub fn app(options: MockOptions) -> Router {
         .merge(openai::routes())
         .merge(anthropic::routes())
         .merge(bedrock::routes())
+        .merge(cohere::routes())
+        .merge(azure::routes())
         .route("/mock/requests", get(recorded))
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))

@@ -207,16 +207,21 @@ async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes
         Ok(v) => v,
         Err(resp) => return resp,
     };
+    json_response(
+        StatusCode::OK,
+        &embeddings_answer(&req, state.options.embedding_dims),
+    )
+}
+
+/// The embeddings list for a request (shared with the Azure mock, which speaks the same format).
+pub(super) fn embeddings_answer(req: &EmbeddingRequest, default_dims: usize) -> Value {
     let texts: Vec<String> = match &req.input {
         EmbeddingInput::Text(t) => vec![t.clone()],
         EmbeddingInput::Texts(v) => v.clone(),
         EmbeddingInput::Tokens(t) => vec![format!("{t:?}")],
         EmbeddingInput::TokenLists(v) => v.iter().map(|t| format!("{t:?}")).collect(),
     };
-    let dims = req
-        .dimensions
-        .map(|d| d as usize)
-        .unwrap_or(state.options.embedding_dims);
+    let dims = req.dimensions.map(|d| d as usize).unwrap_or(default_dims);
     let data: Vec<Value> = texts
         .iter()
         .enumerate()
@@ -231,16 +236,16 @@ async fn embeddings(State(state): State<Shared>, headers: HeaderMap, body: Bytes
         })
         .collect();
     let tokens: u64 = texts.iter().map(|t| reply::count_tokens(t).max(1)).sum();
-    json_response(
-        StatusCode::OK,
-        &json!({"object": "list", "data": data, "model": req.model,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
-    )
+    json!({"object": "list", "data": data, "model": req.model,
+           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 }
 
 async fn models(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if headers.contains_key("anthropic-version") {
         return super::anthropic::models(&state, &headers);
+    }
+    if super::cohere::is_cohere_client(&headers) {
+        return super::cohere::models(&state, &headers);
     }
     let key = bearer(&headers);
     state.record("/v1/models", &headers, key, None, &Bytes::new());

@@ -3,7 +3,9 @@
 //! A [`ProviderRuntime`] is one configured provider: its base URL, keys, timeouts and HTTP client.
 
 pub mod anthropic;
+pub mod azure;
 pub mod bedrock;
+pub mod cohere;
 pub mod credentials;
 pub mod openai;
 pub mod presets;
@@ -48,6 +50,12 @@ pub enum ApiKind {
     /// AWS Bedrock Converse / ConverseStream (SigV4).
     #[serde(rename = "bedrock")]
     Bedrock,
+    /// Cohere v2 (chat, embed).
+    #[serde(rename = "cohere")]
+    Cohere,
+    /// Azure OpenAI: OpenAI's wire format at deployment URLs with an `api-version`.
+    #[serde(rename = "azure")]
+    Azure,
 }
 
 impl ApiKind {
@@ -56,6 +64,8 @@ impl ApiKind {
             ApiKind::OpenAi => "openai",
             ApiKind::Anthropic => "anthropic",
             ApiKind::Bedrock => "bedrock",
+            ApiKind::Cohere => "cohere",
+            ApiKind::Azure => "azure",
         }
     }
 }
@@ -98,6 +108,8 @@ impl ApiKind {
             ApiKind::OpenAi => openai::OpenAi.chat(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat(call, req).await,
             ApiKind::Bedrock => bedrock::Bedrock.chat(call, req).await,
+            ApiKind::Cohere => cohere::Cohere.chat(call, req).await,
+            ApiKind::Azure => azure::Azure.chat(call, req).await,
         }
     }
 
@@ -106,6 +118,8 @@ impl ApiKind {
             ApiKind::OpenAi => openai::OpenAi.chat_stream(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat_stream(call, req).await,
             ApiKind::Bedrock => bedrock::Bedrock.chat_stream(call, req).await,
+            ApiKind::Cohere => cohere::Cohere.chat_stream(call, req).await,
+            ApiKind::Azure => azure::Azure.chat_stream(call, req).await,
         }
     }
 
@@ -118,6 +132,8 @@ impl ApiKind {
             ApiKind::OpenAi => openai::OpenAi.embeddings(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.embeddings(call, req).await,
             ApiKind::Bedrock => bedrock::Bedrock.embeddings(call, req).await,
+            ApiKind::Cohere => cohere::Cohere.embeddings(call, req).await,
+            ApiKind::Azure => azure::Azure.embeddings(call, req).await,
         }
     }
 
@@ -126,6 +142,8 @@ impl ApiKind {
             ApiKind::OpenAi => openai::OpenAi.list_models(call).await,
             ApiKind::Anthropic => anthropic::Anthropic.list_models(call).await,
             ApiKind::Bedrock => bedrock::Bedrock.list_models(call).await,
+            ApiKind::Cohere => cohere::Cohere.list_models(call).await,
+            ApiKind::Azure => azure::Azure.list_models(call).await,
         }
     }
 }

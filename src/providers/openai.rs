@@ -201,8 +201,38 @@ fn error_from(call: &Call<'_>, fetched: &Fetched) -> GatewayError {
     transport::status_error(call, fetched, parse_error_body(&fetched.body))
 }
 
-fn is_success(status: u16) -> bool {
+pub(crate) fn is_success(status: u16) -> bool {
     (200..300).contains(&status)
+}
+
+/// Sends a streamed request and, once the upstream has answered 2xx with an event stream, returns
+/// its body. Shared by the OpenAI-shaped APIs (the OpenAI family and Azure OpenAI), which differ
+/// in URLs, authentication and error details only.
+pub(crate) async fn open_event_stream(
+    call: &Call<'_>,
+    builder: reqwest::RequestBuilder,
+    error_from: fn(&Call<'_>, &Fetched) -> GatewayError,
+) -> Result<TimedBody> {
+    let builder = builder.header(http::header::ACCEPT, "text/event-stream");
+    let (resp, first_byte_deadline) = transport::open(call, builder).await?;
+    if !is_success(resp.status().as_u16()) {
+        let fetched = transport::read_error_body(call, resp).await;
+        return Err(error_from(call, &fetched));
+    }
+    let is_sse = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    if !is_sse {
+        let fetched = transport::read_error_body(call, resp).await;
+        return Err(transport::bad_response(
+            call,
+            "stream (expected text/event-stream)",
+            transport::truncate(&String::from_utf8_lossy(&fetched.body), 200),
+        ));
+    }
+    Ok(TimedBody::new(call, resp, first_byte_deadline))
 }
 
 impl Provider for OpenAi {
@@ -222,27 +252,8 @@ impl Provider for OpenAi {
 
     async fn chat_stream(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChunkStream> {
         let body = chat_request_body(req)?;
-        let builder = authorized(call, transport::json_post(call, "/chat/completions", body))
-            .header(http::header::ACCEPT, "text/event-stream");
-        let (resp, first_byte_deadline) = transport::open(call, builder).await?;
-        if !is_success(resp.status().as_u16()) {
-            let fetched = transport::read_error_body(call, resp).await;
-            return Err(error_from(call, &fetched));
-        }
-        let is_sse = resp
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/event-stream"));
-        if !is_sse {
-            let fetched = transport::read_error_body(call, resp).await;
-            return Err(transport::bad_response(
-                call,
-                "stream (expected text/event-stream)",
-                transport::truncate(&String::from_utf8_lossy(&fetched.body), 200),
-            ));
-        }
-        let body = TimedBody::new(call, resp, first_byte_deadline);
+        let builder = authorized(call, transport::json_post(call, "/chat/completions", body));
+        let body = open_event_stream(call, builder, error_from).await?;
         let translator = OpenAiStreamTranslator::new(call.provider.name.clone());
         Ok(Box::pin(TranslatedStream::new(
             body,

@@ -109,6 +109,26 @@ pub static PRESETS: &[Preset] = &[
         )
     },
     Preset {
+        key_vars: &["COHERE_API_KEY", "CO_API_KEY"],
+        base_url_vars: &["COHERE_BASE_URL", "COHERE_API_BASE"],
+        model_families: &[
+            "command-",
+            "embed-english",
+            "embed-multilingual",
+            "embed-v4",
+        ],
+        ..Preset::base("cohere", ApiKind::Cohere, "https://api.cohere.com")
+    },
+    // Azure OpenAI has no public default: every resource has its own endpoint.
+    Preset {
+        key_vars: &["AZURE_API_KEY", "AZURE_OPENAI_API_KEY"],
+        base_url_vars: &["AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"],
+        stream_usage: true,
+        api_version_vars: &["AZURE_API_VERSION", "OPENAI_API_VERSION"],
+        default_api_version: Some(super::azure::DEFAULT_API_VERSION),
+        ..Preset::base("azure", ApiKind::Azure, "")
+    },
+    Preset {
         model_families: &[
             "gpt-",
             "chatgpt-",
@@ -270,8 +290,15 @@ mod tests {
         for p in PRESETS {
             assert!(seen.insert(p.name), "duplicate preset {}", p.name);
             assert!(!p.key_vars.is_empty() && !p.base_url_vars.is_empty());
-            assert!(p.base_url.starts_with("http") && !p.base_url.ends_with('/'));
             let prefix = p.name.to_uppercase();
+            if p.api == ApiKind::Azure {
+                // Each resource has its own endpoint; the variables are Azure's own names.
+                assert!(p.base_url.is_empty());
+                assert_eq!(p.base_url_vars[0], format!("{prefix}_API_BASE"));
+                assert_eq!(p.key_vars[0], format!("{prefix}_API_KEY"));
+                continue;
+            }
+            assert!(p.base_url.starts_with("http") && !p.base_url.ends_with('/'));
             assert_eq!(p.base_url_vars[0], format!("{prefix}_BASE_URL"));
             // Cloud providers take the cloud's own credential variables.
             if p.region_vars.is_empty() {
@@ -288,6 +315,11 @@ mod tests {
             infer_from_model("text-embedding-3-small").unwrap().name,
             "openai"
         );
+        assert_eq!(
+            infer_from_model("command-a-03-2025").unwrap().name,
+            "cohere"
+        );
+        assert_eq!(infer_from_model("embed-v4.0").unwrap().name, "cohere");
         assert!(infer_from_model("llama-3").is_none());
         assert_eq!(
             infer_from_model("anthropic.claude-3-5-haiku-20241022-v1:0")

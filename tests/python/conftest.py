@@ -108,6 +108,10 @@ def gateway_config(mock_url: str) -> dict[str, Any]:
                 "aws_access_key_id": MOCK_AWS_KEY_ID,
                 "aws_secret_access_key": MOCK_AWS_SECRET,
             },
+            "cohere": {"base_url": mock_url, "api_key": MOCK_KEY},
+            # Azure OpenAI at the mock's root; `gpt-4o-mini` is served by a differently named
+            # deployment, other models by a deployment of their own name.
+            "azure": {"base_url": mock_url, "api_key": MOCK_KEY, "deployments": {"gpt-4o-mini": "gpt-4o-mini-eastus"}},
         },
         "aliases": {"fast": "openai/gpt-4o-mini", "embedder": "openai/text-embedding-3-small"},
         "server": {"max_request_body": "64KB", "shutdown_timeout": "10s"},

@@ -16,6 +16,8 @@ import ferrogate
 PROVIDERS = {
     "anthropic": "anthropic/claude-3-5-haiku-latest",
     "bedrock": "bedrock/anthropic.claude-3-5-haiku-20241022-v1:0",
+    "cohere": "cohere/command-a-03-2025",
+    "azure": "azure/gpt-4o-mini",
 }
 
 WEATHER = {
@@ -130,3 +132,20 @@ class TestInProcess:
         with pytest.raises(ferrogate.RateLimitError) as rl:
             gateway.completion(fault(model, "fail-429"), [{"role": "user", "content": "x"}])
         assert rl.value.provider == model.split("/")[0]
+
+
+def test_azure_prompt_filter(client: openai.OpenAI, mock_requests: Any) -> None:
+    """Azure's two content filters: a filtered completion is a `content_filter` finish (the shared
+    `refuse` case above); a filtered prompt is a 400 with code `content_filter`."""
+    with pytest.raises(openai.BadRequestError) as filtered:
+        client.chat.completions.create(model="azure/gpt-4o-mini-jailbreak", messages=[{"role": "user", "content": "x"}])
+    assert filtered.value.code == "content_filter"
+    client.chat.completions.create(model="azure/gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert mock_requests()[-1]["path"] == "/openai/deployments/gpt-4o-mini-eastus/chat/completions"
+
+
+def test_cohere_embeddings(client: openai.OpenAI, mock_requests: Any) -> None:
+    r = client.embeddings.create(model="cohere/embed-v4.0", input=["one two", "three"], dimensions=8)
+    assert [len(d.embedding) for d in r.data] == [8, 8] and r.usage.prompt_tokens == 3
+    sent = mock_requests()[-1]
+    assert sent["path"] == "/v2/embed" and sent["body"]["input_type"] == "search_document"
