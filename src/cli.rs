@@ -75,6 +75,10 @@ struct MockArgs {
     /// Embedding size when a request does not set `dimensions`.
     #[arg(long, default_value_t = 16)]
     embedding_dims: usize,
+    /// A Google service-account key file whose signed token requests the mock's OAuth endpoint
+    /// (`/oauth2/token`, for Vertex AI) accepts, checking their signature.
+    #[arg(long, value_name = "FILE")]
+    google_service_account: Option<PathBuf>,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -187,6 +191,21 @@ fn mock_upstream(a: MockArgs) -> i32 {
         eprintln!("ferrogate mock-upstream: delays must not be negative");
         return 2;
     }
+    let google_account = match &a.google_service_account {
+        Some(path) => {
+            match crate::providers::google_auth::ServiceAccount::from_file(&path.to_string_lossy())
+            {
+                Ok(account) => Some(
+                    crate::mock::google_oauth::MockGoogleAccount::from_service_account(&account),
+                ),
+                Err(e) => {
+                    eprintln!("ferrogate mock-upstream: --google-service-account: {e}");
+                    return 2;
+                }
+            }
+        }
+        None => None,
+    };
     let options = MockOptions {
         latency: Duration::from_secs_f64(a.latency_ms / 1000.0),
         error_rate: a.error_rate,
@@ -194,6 +213,7 @@ fn mock_upstream(a: MockArgs) -> i32 {
         api_key: a.api_key,
         chunk_delay: Duration::from_secs_f64(a.chunk_delay_ms / 1000.0),
         embedding_dims: a.embedding_dims.max(1),
+        google_account,
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -211,7 +231,7 @@ fn mock_upstream(a: MockArgs) -> i32 {
             }
         };
         eprintln!(
-            "ferrogate mock-upstream listening on {} (OpenAI API under /v1)",
+            "ferrogate mock-upstream listening on {} (OpenAI API under /v1; Anthropic, Gemini, Vertex AI and OAuth routes too)",
             mock.base_url()
         );
         server::shutdown_signal().await;

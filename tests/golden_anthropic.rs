@@ -152,12 +152,14 @@ fn untranslatable_requests_are_clear_400s() {
 
 #[test]
 fn responses_to_canonical() {
-    let text = to_chat_response(native_response("response_text.json"), None);
+    let mut text = to_chat_response(native_response("response_text.json"), None);
+    text.created = 0; // the translator stamps the current time
     assert_golden(
         "anthropic/golden/response_text.canonical.json",
         &to_value(&text),
     );
-    let tool = to_chat_response(native_response("response_tool_use.json"), None);
+    let mut tool = to_chat_response(native_response("response_tool_use.json"), None);
+    tool.created = 0;
     assert_golden(
         "anthropic/golden/response_tool_use.canonical.json",
         &to_value(&tool),

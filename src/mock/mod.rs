@@ -4,6 +4,8 @@
 //! (`error_rate`), and records what it received (`GET /mock/requests`, `GET /mock/stats`).
 
 mod anthropic;
+mod gemini;
+pub mod google_oauth;
 mod openai;
 pub mod reply;
 
@@ -37,6 +39,9 @@ pub struct MockOptions {
     pub chunk_delay: Duration,
     /// Embedding size when the request does not ask for `dimensions`.
     pub embedding_dims: usize,
+    /// The Google service account whose signed assertions the OAuth endpoint accepts (signature
+    /// checked); without it, assertions are checked for structure, claims and expiry only.
+    pub google_account: Option<google_oauth::MockGoogleAccount>,
 }
 
 impl Default for MockOptions {
@@ -48,6 +53,7 @@ impl Default for MockOptions {
             api_key: None,
             chunk_delay: Duration::ZERO,
             embedding_dims: 16,
+            google_account: None,
         }
     }
 }
@@ -68,6 +74,8 @@ pub struct MockState {
     pub options: MockOptions,
     recorded: Mutex<VecDeque<Recorded>>,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// OAuth access tokens issued to Vertex AI clients (kept across `/mock/reset`).
+    google_tokens: google_oauth::TokenStore,
 }
 
 type Shared = Arc<MockState>;
@@ -78,6 +86,7 @@ impl MockState {
             options,
             recorded: Mutex::new(VecDeque::new()),
             counts: Mutex::new(BTreeMap::new()),
+            google_tokens: google_oauth::TokenStore::default(),
         }
     }
 
@@ -138,6 +147,7 @@ pub fn app(options: MockOptions) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(anthropic::routes())
+        .merge(gemini::routes())
         .route("/mock/requests", get(recorded))
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))

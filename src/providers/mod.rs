@@ -4,6 +4,8 @@
 
 pub mod anthropic;
 pub mod credentials;
+pub mod gemini;
+pub mod google_auth;
 pub mod openai;
 pub mod presets;
 pub mod stream;
@@ -41,6 +43,12 @@ pub enum ApiKind {
     /// Anthropic Messages.
     #[serde(rename = "anthropic")]
     Anthropic,
+    /// Google Gemini API (`generateContent`, API key).
+    #[serde(rename = "gemini")]
+    Gemini,
+    /// Google Vertex AI (`generateContent` on a project and region, service-account OAuth).
+    #[serde(rename = "vertex")]
+    Vertex,
 }
 
 impl ApiKind {
@@ -48,6 +56,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => "openai",
             ApiKind::Anthropic => "anthropic",
+            ApiKind::Gemini => "gemini",
+            ApiKind::Vertex => "vertex",
         }
     }
 }
@@ -89,6 +99,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat(call, req).await,
+            ApiKind::Gemini => gemini::Gemini.chat(call, req).await,
+            ApiKind::Vertex => gemini::Vertex.chat(call, req).await,
         }
     }
 
@@ -96,6 +108,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.chat_stream(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.chat_stream(call, req).await,
+            ApiKind::Gemini => gemini::Gemini.chat_stream(call, req).await,
+            ApiKind::Vertex => gemini::Vertex.chat_stream(call, req).await,
         }
     }
 
@@ -107,6 +121,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.embeddings(call, req).await,
             ApiKind::Anthropic => anthropic::Anthropic.embeddings(call, req).await,
+            ApiKind::Gemini => gemini::Gemini.embeddings(call, req).await,
+            ApiKind::Vertex => gemini::Vertex.embeddings(call, req).await,
         }
     }
 
@@ -114,6 +130,8 @@ impl ApiKind {
         match self {
             ApiKind::OpenAi => openai::OpenAi.list_models(call).await,
             ApiKind::Anthropic => anthropic::Anthropic.list_models(call).await,
+            ApiKind::Gemini => gemini::Gemini.list_models(call).await,
+            ApiKind::Vertex => gemini::Vertex.list_models(call).await,
         }
     }
 }
@@ -284,9 +302,13 @@ impl ProviderRuntime {
     }
 }
 
-/// Fills `{region}` and `{project}` in a preset base URL.
+/// Fills `{region}` and `{project}` in a preset base URL. Google's `global` region has no
+/// regional host (`https://{region}-aiplatform...` becomes `https://aiplatform...`).
 fn fill_template(template: &str, settings: &ApiSettings) -> String {
     let mut url = template.to_string();
+    if settings.region.as_deref() == Some("global") {
+        url = url.replace("{region}-", "");
+    }
     if let Some(region) = &settings.region {
         url = url.replace("{region}", region);
     }

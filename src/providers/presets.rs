@@ -84,6 +84,33 @@ pub static PRESETS: &[Preset] = &[
         ..Preset::base("anthropic", ApiKind::Anthropic, "https://api.anthropic.com")
     },
     Preset {
+        key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        base_url_vars: &["GEMINI_BASE_URL", "GEMINI_API_BASE"],
+        model_families: &["gemini-"],
+        ..Preset::base(
+            "gemini",
+            ApiKind::Gemini,
+            "https://generativelanguage.googleapis.com",
+        )
+    },
+    // Authenticates with a service account (GOOGLE_APPLICATION_CREDENTIALS), not an API key.
+    Preset {
+        key_vars: &["GOOGLE_APPLICATION_CREDENTIALS"],
+        base_url_vars: &["VERTEX_BASE_URL"],
+        region_vars: &[
+            "VERTEX_LOCATION",
+            "VERTEXAI_LOCATION",
+            "GOOGLE_CLOUD_REGION",
+        ],
+        default_region: Some("us-central1"),
+        project_vars: &["VERTEX_PROJECT", "VERTEXAI_PROJECT", "GOOGLE_CLOUD_PROJECT"],
+        ..Preset::base(
+            "vertex",
+            ApiKind::Vertex,
+            "https://{region}-aiplatform.googleapis.com",
+        )
+    },
+    Preset {
         model_families: &[
             "gpt-",
             "chatgpt-",
@@ -247,7 +274,9 @@ mod tests {
             assert!(!p.key_vars.is_empty() && !p.base_url_vars.is_empty());
             assert!(p.base_url.starts_with("http") && !p.base_url.ends_with('/'));
             let prefix = p.name.to_uppercase();
-            assert_eq!(p.key_vars[0], format!("{prefix}_API_KEY"));
+            if p.api != ApiKind::Vertex {
+                assert_eq!(p.key_vars[0], format!("{prefix}_API_KEY"));
+            }
             assert_eq!(p.base_url_vars[0], format!("{prefix}_BASE_URL"));
         }
         assert!(PRESETS.len() >= 13);
@@ -260,6 +289,7 @@ mod tests {
             infer_from_model("text-embedding-3-small").unwrap().name,
             "openai"
         );
+        assert_eq!(infer_from_model("gemini-2.0-flash").unwrap().name, "gemini");
         assert!(infer_from_model("llama-3").is_none());
     }
 }

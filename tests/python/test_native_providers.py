@@ -15,6 +15,8 @@ import ferrogate
 #: provider name -> a model name that provider's mock answers
 PROVIDERS = {
     "anthropic": "anthropic/claude-3-5-haiku-latest",
+    "gemini": "gemini/gemini-2.0-flash",
+    "vertex": "vertex/gemini-2.0-flash",
 }
 
 WEATHER = {
