@@ -128,6 +128,16 @@ fn request_to_native() {
             "{dropped} must not be sent to Gemini"
         );
     }
+
+    let req: ChatRequest = serde_json::from_value(json!({"model": "g", "reasoning_effort": "low",
+        "messages": [{"role": "user", "content": "x"}]}))
+    .unwrap();
+    let body = to_value(&to_generate_content_request(&req).unwrap());
+    assert_eq!(
+        body["generationConfig"],
+        json!({"thinkingConfig": {"thinkingBudget": 1024}})
+    );
+    assert!(body.get("reasoning_effort").is_none());
 }
 
 #[test]

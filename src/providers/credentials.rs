@@ -40,6 +40,8 @@ pub trait TokenSource: std::fmt::Debug + Send + Sync {
     fn project_id(&self) -> Option<&str> {
         None
     }
+    /// The upstream refused the current token: forget it so the next call fetches a new one.
+    fn invalidate(&self) {}
 }
 
 impl Credential {

@@ -419,4 +419,8 @@ impl TokenSource for ServiceAccountTokenSource {
     fn project_id(&self) -> Option<&str> {
         self.account.project_id.as_deref()
     }
+
+    fn invalidate(&self) {
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }

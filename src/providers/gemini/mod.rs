@@ -123,10 +123,14 @@ async fn authorize(
     Ok(match call.credential {
         Some(Credential::ApiKey(key)) => builder.header("x-goog-api-key", key.expose()),
         Some(Credential::ServiceAccount(source)) => {
-            let token = source
-                .token(&call.provider.client)
+            // Fetching a token counts against the request's own deadline.
+            let limit = call.timeouts.request.0;
+            let token = tokio::time::timeout(limit, source.token(&call.provider.client))
                 .await
-                .map_err(|e| transport::scrub_call_secrets(e, call))?;
+                .map_err(|_| transport::timeout_error(call, limit))?
+                .map_err(|e| {
+                    transport::scrub_call_secrets(e.with_provider(call.provider.name.clone()), call)
+                })?;
             builder.bearer_auth(token.expose())
         }
         Some(other) => {
@@ -166,6 +170,12 @@ fn get(call: &Call<'_>, url: String) -> reqwest::RequestBuilder {
 }
 
 fn error_from(call: &Call<'_>, fetched: &Fetched) -> GatewayError {
+    if fetched.status == 401
+        && let Some(Credential::ServiceAccount(source)) = call.credential
+    {
+        // A revoked or expired token: the next call gets a fresh one.
+        source.invalidate();
+    }
     let parsed = parse_error_body(&fetched.body);
     let mut err = transport::status_error(call, fetched, parsed.body);
     if let Some(status) = parsed.status {
@@ -353,6 +363,50 @@ impl Provider for Vertex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use crate::providers::ProviderRegistry;
+    use std::collections::HashMap;
+
+    fn registry(pairs: &[(&str, &str)]) -> ProviderRegistry {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ProviderRegistry::build(&Config::default(), &env).unwrap()
+    }
+
+    #[test]
+    fn presets_read_google_variables() {
+        let reg = registry(&[("GOOGLE_API_KEY", "g-key"), ("VERTEX_PROJECT", "proj")]);
+        let gemini = reg.get("gemini").unwrap();
+        assert_eq!(gemini.base_url, "https://generativelanguage.googleapis.com");
+        assert_eq!(&*gemini.keys.first().unwrap().name, "GOOGLE_API_KEY");
+        let vertex = reg.get("vertex").unwrap();
+        assert_eq!(
+            vertex.base_url,
+            "https://us-central1-aiplatform.googleapis.com"
+        );
+        assert_eq!(vertex.settings.project.as_deref(), Some("proj"));
+        assert!(vertex.keys.is_empty() && vertex.requires_key);
+
+        let reg = registry(&[("VERTEX_LOCATION", "global")]);
+        assert_eq!(
+            reg.get("vertex").unwrap().base_url,
+            "https://aiplatform.googleapis.com"
+        );
+        let reg = registry(&[("GOOGLE_CLOUD_REGION", "europe-west4")]);
+        assert_eq!(
+            reg.get("vertex").unwrap().base_url,
+            "https://europe-west4-aiplatform.googleapis.com"
+        );
+        let reg = registry(&[("VERTEX_BASE_URL", "http://127.0.0.1:9/")]);
+        let vertex = reg.get("vertex").unwrap();
+        assert_eq!(vertex.base_url, "http://127.0.0.1:9");
+        assert!(vertex.active && !vertex.requires_key);
+        // A stale GOOGLE_APPLICATION_CREDENTIALS does not stop a gateway that does not use Vertex.
+        let reg = registry(&[("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/adc.json")]);
+        assert!(reg.get("vertex").unwrap().keys.is_empty());
+    }
 
     #[test]
     fn versions_are_appended_once() {

@@ -9,8 +9,9 @@
 //! - tools become `functionDeclarations` with schemas cleaned of what Gemini rejects;
 //!   `tool_choice` becomes `toolConfig.functionCallingConfig`;
 //! - sampling settings, `n`, `seed`, penalties, logprobs and JSON mode go to `generationConfig`;
-//! - `top_k`, `safety_settings`, `thinking_config`, `cached_content` and `labels` given as extra
-//!   fields are placed where Gemini expects them; OpenAI-only fields are dropped.
+//! - `top_k`, `safety_settings`, `thinking_config`, `cached_content` given as extra fields are
+//!   placed where Gemini expects them, `reasoning_effort` becomes a thinking budget; other
+//!   OpenAI-only fields are dropped and the rest is forwarded (`labels` on Vertex AI...).
 
 use std::collections::HashMap;
 
@@ -140,6 +141,19 @@ pub fn to_generate_content_request(req: &ChatRequest) -> Result<GenerateContentR
                 safety_settings = v.as_array().cloned();
             }
             "thinking_config" | "thinkingConfig" => thinking_config = Some(v.clone()),
+            // As Gemini's own OpenAI-compatible endpoint reads it.
+            "reasoning_effort" => {
+                let budget = match v.as_str() {
+                    Some("none") => Some(0),
+                    Some("minimal" | "low") => Some(1024),
+                    Some("medium") => Some(8192),
+                    Some("high") => Some(24576),
+                    _ => None,
+                };
+                if let Some(b) = budget {
+                    thinking_config.get_or_insert(json!({ "thinkingBudget": b }));
+                }
+            }
             "cached_content" | "cachedContent" => {
                 cached_content = v.as_str().map(str::to_string);
             }
