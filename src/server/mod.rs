@@ -4,6 +4,7 @@
 mod admin_routes;
 mod anthropic_routes;
 mod body;
+mod genai_routes;
 mod openai_routes;
 mod response;
 
@@ -42,6 +43,11 @@ pub fn app(gateway: Gateway) -> Router {
         .nest("/v1", openai.clone())
         .nest("/openai/v1", openai.clone())
         .route("/anthropic/v1/messages", post(anthropic_routes::messages))
+        .route(
+            "/genai/{version}/models/{*rest}",
+            post(genai_routes::model_action),
+        )
+        .route("/genai/{version}/models", get(genai_routes::list_models))
         // Clients configured with a base URL without `/v1` call the bare paths.
         .merge(openai)
         .fallback(openai_routes::unknown_route)

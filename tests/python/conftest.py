@@ -3,6 +3,7 @@ the installed ``ferrogate`` command, as a user would start them."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -21,6 +22,8 @@ WRONG_KEY = "sk-wrong-secret-value-42"
 # The mock verifies Bedrock's SigV4 signatures with these.
 MOCK_AWS_KEY_ID = "AKIDMOCKEXAMPLE01"
 MOCK_AWS_SECRET = "mock/Secret+Key/0123456789abcdefEXAMPLE"
+#: A test-only Google service-account key (see the file); the mock checks assertions signed with it.
+TEST_SERVICE_ACCOUNT = Path(__file__).resolve().parent.parent / "fixtures" / "gemini" / "test_service_account.json"
 
 
 def free_port() -> int:
@@ -77,26 +80,26 @@ def mock_upstream() -> Iterator[str]:
     """Base URL of a mock upstream requiring ``MOCK_KEY`` (and, for Bedrock, SigV4 signatures made
     with the mock AWS credentials)."""
     port = free_port()
-    p = Proc(
-        ferrogate_cmd(
-            "mock-upstream",
-            "--port",
-            str(port),
-            "--api-key",
-            MOCK_KEY,
-            "--aws-access-key-id",
-            MOCK_AWS_KEY_ID,
-            "--aws-secret-access-key",
-            MOCK_AWS_SECRET,
-        ),
-        port,
-    )
+    args = ["mock-upstream", "--port", str(port), "--api-key", MOCK_KEY]
+    args += ["--aws-access-key-id", MOCK_AWS_KEY_ID, "--aws-secret-access-key", MOCK_AWS_SECRET]
+    args += ["--google-service-account", str(TEST_SERVICE_ACCOUNT)]
+    p = Proc(ferrogate_cmd(*args), port)
     yield p.url
     p.stop()
 
 
-def gateway_config(mock_url: str) -> dict[str, Any]:
-    return {
+@pytest.fixture(scope="session")
+def vertex_credentials(mock_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test service account with its ``token_uri`` at the mock's OAuth endpoint."""
+    account = json.loads(TEST_SERVICE_ACCOUNT.read_text())
+    account["token_uri"] = f"{mock_upstream}/oauth2/token"
+    path = tmp_path_factory.mktemp("gcp") / "service-account.json"
+    path.write_text(json.dumps(account))
+    return path
+
+
+def gateway_config(mock_url: str, vertex_credentials: Path | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "providers": {
             "openai": {"base_url": f"{mock_url}/v1", "api_key": MOCK_KEY},
             "badkey": {"base_url": f"{mock_url}/v1", "api_key": WRONG_KEY},
@@ -112,18 +115,23 @@ def gateway_config(mock_url: str) -> dict[str, Any]:
             # Azure OpenAI at the mock's root; `gpt-4o-mini` is served by a differently named
             # deployment, other models by a deployment of their own name.
             "azure": {"base_url": mock_url, "api_key": MOCK_KEY, "deployments": {"gpt-4o-mini": "gpt-4o-mini-eastus"}},
+            "gemini": {"base_url": mock_url, "api_key": MOCK_KEY},
         },
         "aliases": {"fast": "openai/gpt-4o-mini", "embedder": "openai/text-embedding-3-small"},
         "server": {"max_request_body": "64KB", "shutdown_timeout": "10s"},
     }
+    if vertex_credentials is not None:
+        # VERTEX_BASE_URL's equivalent: only scheme and host; the adapter builds the path.
+        config["providers"]["vertex"] = {"base_url": mock_url, "credentials_file": str(vertex_credentials)}
+    return config
 
 
 @pytest.fixture(scope="session")
-def config_file(mock_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def config_file(mock_upstream: str, vertex_credentials: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     import yaml
 
     path = tmp_path_factory.mktemp("cfg") / "ferrogate.yaml"
-    path.write_text(yaml.safe_dump(gateway_config(mock_upstream)))
+    path.write_text(yaml.safe_dump(gateway_config(mock_upstream, vertex_credentials)))
     return path
 
 
@@ -137,10 +145,10 @@ def server(config_file: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def gateway(mock_upstream: str) -> Any:
+def gateway(mock_upstream: str, vertex_credentials: Path) -> Any:
     import ferrogate
 
-    return ferrogate.Gateway(gateway_config(mock_upstream))
+    return ferrogate.Gateway(gateway_config(mock_upstream, vertex_credentials))
 
 
 @pytest.fixture()

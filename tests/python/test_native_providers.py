@@ -18,6 +18,8 @@ PROVIDERS = {
     "bedrock": "bedrock/anthropic.claude-3-5-haiku-20241022-v1:0",
     "cohere": "cohere/command-a-03-2025",
     "azure": "azure/gpt-4o-mini",
+    "gemini": "gemini/gemini-2.0-flash",
+    "vertex": "vertex/gemini-2.0-flash",
 }
 
 WEATHER = {
