@@ -9,13 +9,13 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: serve test build setup test-rust test-python lint fmt clean bench-failover bench-plugins bench-observability
+.PHONY: serve test build setup test-rust test-python lint fmt clean bench-failover bench-plugins bench-observability bench-inprocess
 
 ## Create the virtualenv with the build and test tools.
-$(DEPS): pyproject.toml
+$(DEPS): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "maturin>=1.9,<2" "pytest>=8" "pytest-asyncio>=0.24" "openai>=1.40" "anthropic>=0.40" "PyYAML>=6" "httpx>=0.27" \
-		"prometheus-client>=0.20" "opentelemetry-proto>=1.27" "grpcio>=1.60"
+		"prometheus-client>=0.20" "opentelemetry-proto>=1.27" "grpcio>=1.60" "google-genai>=1.0"
 	scripts/install-services.sh
 	touch $(DEPS)
 
@@ -48,6 +48,10 @@ bench-plugins: build
 
 bench-observability: build
 	$(BIN)/python benches/observability.py
+
+## In-process: ferrogate.completion vs the openai SDK direct vs LiteLLM (own venv), latency, throughput, import cost.
+bench-inprocess: build
+	$(BIN)/python benches/inprocess.py
 
 lint:
 	cargo fmt --check
