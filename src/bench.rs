@@ -458,3 +458,113 @@ impl BenchReport {
         out
     }
 }
+
+/// Rewrites a gateway config so that every provider it uses is served by the mock upstream at
+/// `mock_root` (`ferrogate bench --config`): each provider's endpoint becomes the mock's route for
+/// its API, and providers without credentials get a placeholder one (the mock accepts any), so
+/// routing, fallbacks, plugins and telemetry run as configured with no real provider called.
+/// `model` (the model benchmarked) adds its provider when the config does not name it.
+pub fn point_at_mock(config: &mut crate::config::Config, mock_root: &str, model: &str) {
+    use crate::providers::{ApiKind, presets};
+
+    let root = mock_root.trim_end_matches('/');
+    let api_of = |providers: &BTreeMap<String, crate::config::ProviderConfig>, name: &str| {
+        providers
+            .get(name)
+            .and_then(|p| p.api)
+            .or_else(|| presets::find(name).map(|p| p.api))
+            .unwrap_or(ApiKind::OpenAi)
+    };
+    let endpoint = |api: ApiKind| match api {
+        // The OpenAI family's base URLs include the version; the others append their own paths.
+        ApiKind::OpenAi => format!("{root}/v1"),
+        _ => root.to_string(),
+    };
+    // Providers named by `provider/model` in deployments, fallbacks and the benchmarked model.
+    let mut used: Vec<String> = config.providers.keys().cloned().collect();
+    let referenced = config
+        .models
+        .values()
+        .flat_map(|m| {
+            m.deployments
+                .iter()
+                .map(|d| d.model.as_str())
+                .chain(m.fallbacks.iter().map(String::as_str))
+                .chain(m.context_window_fallbacks.iter().map(String::as_str))
+        })
+        .chain(std::iter::once(model));
+    for name in referenced.filter_map(|m| m.split_once('/').map(|(p, _)| p)) {
+        if presets::find(name).is_some() && !used.iter().any(|u| u == name) {
+            used.push(name.to_string());
+        }
+    }
+    for name in used {
+        let api = api_of(&config.providers, &name);
+        let p = config.providers.entry(name).or_default();
+        p.base_url = Some(endpoint(api));
+        if api == ApiKind::Vertex {
+            // Vertex AI's express mode (an API key) instead of a service account's OAuth.
+            p.credentials_file = None;
+        }
+        let has_aws = p.aws_access_key_id.is_some() && p.aws_secret_access_key.is_some();
+        if p.api_key.is_none() && p.keys.is_empty() && !has_aws {
+            p.api_key = Some(crate::secret::Secret::new("mock-key"));
+        }
+    }
+    let providers = &config.providers;
+    for d in config
+        .models
+        .values_mut()
+        .flat_map(|m| m.deployments.iter_mut())
+    {
+        if d.base_url.is_some() {
+            let provider = d.model.split_once('/').map_or("", |(p, _)| p);
+            d.base_url = Some(endpoint(api_of(providers, provider)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    #[test]
+    fn config_is_pointed_at_the_mock() {
+        let mut config = Config::from_value(json!({
+            "providers": {
+                "openai": {"api_key": "sk-real"},
+                "claude": {"api": "anthropic", "base_url": "https://api.anthropic.com"},
+                "vertex": {"credentials_file": "/etc/sa.json", "project": "p"}
+            },
+            "models": {"smart": {
+                "deployments": [
+                    {"model": "openai/gpt-4o"},
+                    {"model": "claude/claude-3-5-haiku-latest", "base_url": "https://eu.example"}
+                ],
+                "fallbacks": ["gemini/gemini-2.0-flash"]
+            }}
+        }))
+        .unwrap();
+        point_at_mock(
+            &mut config,
+            "http://127.0.0.1:9/",
+            "groq/llama-3.1-8b-instant",
+        );
+        let p = &config.providers;
+        assert_eq!(
+            p["openai"].base_url.as_deref(),
+            Some("http://127.0.0.1:9/v1")
+        );
+        assert_eq!(p["openai"].api_key.as_ref().unwrap().expose(), "sk-real");
+        assert_eq!(p["claude"].base_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(p["claude"].api_key.as_ref().unwrap().expose(), "mock-key");
+        assert!(p["vertex"].credentials_file.is_none());
+        // Referenced only by a fallback and by the benchmarked model.
+        assert_eq!(p["gemini"].base_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(p["groq"].base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
+        let d = &config.models["smart"].deployments[1];
+        assert_eq!(d.base_url.as_deref(), Some("http://127.0.0.1:9"));
+    }
+}

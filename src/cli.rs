@@ -59,6 +59,13 @@ struct BenchArgs {
     /// Base URL of the server under test.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// Instead of --url: start a gateway with this config in this process, every provider it
+    /// uses pointed at a built-in mock upstream, and load-test that.
+    #[arg(long, value_name = "FILE", conflicts_with = "url")]
+    config: Option<PathBuf>,
+    /// With --config: delay the mock adds before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0.0, requires = "config")]
+    mock_latency_ms: f64,
     /// Endpoint path.
     #[arg(long, default_value = "/v1/chat/completions")]
     path: String,
@@ -310,7 +317,11 @@ fn bench(a: BenchArgs) -> i32 {
         eprintln!("ferrogate bench: --rate must be 0 or a positive number");
         return 2;
     }
-    let options = crate::bench::BenchOptions {
+    if !(a.mock_latency_ms >= 0.0 && a.mock_latency_ms.is_finite()) {
+        eprintln!("ferrogate bench: --mock-latency-ms must be 0 or a positive number");
+        return 2;
+    }
+    let mut options = crate::bench::BenchOptions {
         url: a.url,
         path: a.path,
         model: a.model,
@@ -330,7 +341,25 @@ fn bench(a: BenchArgs) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(crate::bench::run(options)) {
+    let result = rt.block_on(async {
+        let Some(file) = &a.config else {
+            return crate::bench::run(options).await;
+        };
+        // The mock and the gateway live as long as the run.
+        let (mock, server) = start_against_mock(file, &options.model, a.mock_latency_ms).await?;
+        options.url = server.base_url();
+        eprintln!(
+            "ferrogate bench: gateway from {} at {}, providers served by the mock at {}",
+            file.display(),
+            options.url,
+            mock.base_url()
+        );
+        let report = crate::bench::run(options).await;
+        let _ = server.stop().await;
+        mock.stop().await;
+        report
+    });
+    match result {
         Ok(report) => {
             print!("{}", report.text());
             if let Some(path) = a.json {
@@ -347,6 +376,28 @@ fn bench(a: BenchArgs) -> i32 {
             1
         }
     }
+}
+
+/// Starts the mock upstream and a gateway built from `file` with its providers pointed at it.
+async fn start_against_mock(
+    file: &std::path::Path,
+    model: &str,
+    latency_ms: f64,
+) -> Result<(RunningMock, server::RunningServer), String> {
+    let mut config = Config::from_file(file).map_err(|e| e.to_string())?;
+    let options = MockOptions {
+        latency: Duration::from_secs_f64(latency_ms / 1000.0),
+        ..MockOptions::default()
+    };
+    let mock = RunningMock::start(options, "127.0.0.1", 0)
+        .await
+        .map_err(|e| format!("cannot start the mock upstream: {e}"))?;
+    crate::bench::point_at_mock(&mut config, &mock.base_url(), model);
+    let gateway = Gateway::new(config).map_err(|e| e.to_string())?;
+    let server = server::RunningServer::start(gateway, "127.0.0.1", 0)
+        .await
+        .map_err(|e| format!("cannot start the gateway: {e}"))?;
+    Ok((mock, server))
 }
 
 fn check_config(file: PathBuf) -> i32 {
