@@ -115,10 +115,10 @@ pub fn resolve(
             .collect();
         return Ok((keys, false));
     }
-    if api == ApiKind::Vertex {
-        if let Some(found) = service_account(name, config, env)? {
-            return Ok(found);
-        }
+    if api == ApiKind::Vertex
+        && let Some(found) = service_account(name, config, env)?
+    {
+        return Ok(found);
     }
     if let Some(secret) = config.and_then(|c| c.api_key.clone()) {
         return Ok((vec![NamedKey::api_key("default", secret)], false));

@@ -269,31 +269,7 @@ impl Provider for Gemini {
             "{}/models?pageSize=1000",
             versioned(call.base_url, "v1beta")
         );
-        let builder = authorize(call, get(call, url)).await?;
-        let fetched = fetch_ok(call, builder).await?;
-        #[derive(serde::Deserialize)]
-        struct Listed {
-            #[serde(default)]
-            models: Vec<Listed1>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Listed1 {
-            name: String,
-        }
-        let listed: Listed = serde_json::from_slice(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "models list", e))?;
-        Ok(listed
-            .models
-            .into_iter()
-            .map(|m| {
-                let id = m
-                    .name
-                    .strip_prefix("models/")
-                    .unwrap_or(&m.name)
-                    .to_string();
-                Model::new(id, "google")
-            })
-            .collect())
+        list_model_names(call, url, "models").await
     }
 }
 
@@ -335,29 +311,31 @@ impl Provider for Vertex {
     async fn list_models(&self, call: &Call<'_>) -> Result<Vec<Model>> {
         let base = call.base_url.trim_end_matches("/v1");
         let url = format!("{base}/v1beta1/publishers/google/models?pageSize=1000");
-        let builder = authorize(call, get(call, url)).await?;
-        let fetched = fetch_ok(call, builder).await?;
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Listed {
-            #[serde(default)]
-            publisher_models: Vec<Listed1>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Listed1 {
-            name: String,
-        }
-        let listed: Listed = serde_json::from_slice(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "models list", e))?;
-        Ok(listed
-            .publisher_models
-            .into_iter()
-            .map(|m| {
-                let id = m.name.rsplit('/').next().unwrap_or(&m.name).to_string();
-                Model::new(id, "google")
-            })
-            .collect())
+        list_model_names(call, url, "publisherModels").await
     }
+}
+
+/// A models list: `{"<field>": [{"name": "models/gemini-2.0-flash"}, ...]}` (the Gemini API's
+/// `models`, Vertex AI's `publisherModels` with `publishers/google/models/...` names).
+async fn list_model_names(call: &Call<'_>, url: String, field: &str) -> Result<Vec<Model>> {
+    let builder = authorize(call, get(call, url)).await?;
+    let fetched = fetch_ok(call, builder).await?;
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let mut listed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&fetched.body)
+            .map_err(|e| transport::bad_response(call, "models list", e))?;
+    let entries: Vec<Named> = match listed.remove(field) {
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| transport::bad_response(call, "models list", e))?,
+        None => Vec::new(),
+    };
+    Ok(entries
+        .into_iter()
+        .map(|m| Model::new(m.name.rsplit('/').next().unwrap_or(&m.name), "google"))
+        .collect())
 }
 
 #[cfg(test)]
