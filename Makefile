@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: serve test build setup test-rust test-python lint fmt clean bench-failover bench-plugins bench-observability bench-inprocess
+.PHONY: serve test build setup test-rust test-python lint fmt clean bench-failover bench-plugins bench-observability bench-inprocess bench
 
 ## Create the virtualenv with the build and test tools.
 $(DEPS): pyproject.toml Makefile
@@ -48,6 +48,12 @@ bench-plugins: build
 
 bench-observability: build
 	$(BIN)/python benches/observability.py
+
+## Server load: direct vs nginx proxy_pass vs ferrogate serve at 500/2500/5000 RPS, one at a time,
+## capacity, streaming first byte (report and plot in bench-results/). `make bench ARGS=--litellm` adds LiteLLM.
+bench: build
+	VENV_BIN=$(BIN) scripts/install-bench-tools.sh
+	$(BIN)/python benches/server_load.py $(ARGS)
 
 ## In-process: ferrogate.completion vs the openai SDK direct vs LiteLLM (own venv), latency, throughput, import cost.
 bench-inprocess: build

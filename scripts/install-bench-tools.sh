@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Tools the server load benchmark (benches/server_load.py, `make bench`) needs:
+#   nginx       the one-proxy-hop baseline (Debian's /usr/sbin/nginx)
+#   oha         the load generator (~/.cargo/bin/oha)
+#   matplotlib  the plot, in the project's virtualenv
+# Idempotent: installs only what is missing, so it is cheap to run before every benchmark.
+# VENV_BIN (default .venv/bin) is the virtualenv's bin directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV_BIN="${VENV_BIN:-.venv/bin}"
+export PATH="$PATH:$HOME/.cargo/bin:/usr/sbin"
+
+if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
+    echo "install-bench-tools: installing nginx" >&2
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    # nginx-light is the smallest build on Debian (bookworm: a transitional package pulling
+    # nginx); newer releases have only `nginx`.
+    pkg=nginx
+    if apt-cache show nginx-light >/dev/null 2>&1; then pkg=nginx-light; fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" >/dev/null
+    # The benchmark runs its own nginx with its own config in a temporary directory; the
+    # packaged service (started by the package where there is an init system) is not wanted.
+    if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+        $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+    else
+        $SUDO service nginx stop >/dev/null 2>&1 || true
+        command -v update-rc.d >/dev/null && $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
+    fi
+fi
+
+if ! command -v oha >/dev/null && [ ! -x "$HOME/.cargo/bin/oha" ]; then
+    # A cargo build of oha (a few minutes; only on a fresh machine). --locked: oha's newest
+    # dependencies may want a newer rustc than its lock file does.
+    echo "install-bench-tools: installing oha with cargo" >&2
+    cargo install --locked oha
+fi
+
+if ! "$VENV_BIN/python" -c "import matplotlib" 2>/dev/null; then
+    echo "install-bench-tools: installing matplotlib into $VENV_BIN/.." >&2
+    "$VENV_BIN/pip" install -q matplotlib
+fi
+
+echo "install-bench-tools: nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), $(oha --version), matplotlib $("$VENV_BIN/python" -c 'import matplotlib; print(matplotlib.__version__)')" >&2
