@@ -13,7 +13,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::reply::{self, Scenario};
-use super::{Fault, Shared, json_response};
+use super::{Shared, json_response};
 use crate::compat::anthropic::{ChunksToEvents, from_chat_response, to_chat_request};
 use crate::providers::anthropic::wire::{
     Block, ErrorBody, ErrorEnvelope, MessagesRequest, Role, error_type_for_status,
@@ -157,29 +157,15 @@ async fn messages(State(state): State<Shared>, headers: HeaderMap, body: Bytes) 
         return error(400, &message);
     }
     let streaming = req.stream == Some(true);
-    match super::runtime_fault(&state, key, &req.model).await {
-        Some((Fault::Status(s), retry_after)) => {
-            return super::with_retry_after(error(s, default_message(s)), retry_after);
-        }
-        Some((Fault::Drop, _)) => {
-            return super::dropped_response(
-                "application/json",
-                Bytes::from_static(b"{\"id\":\"msg_"),
-            );
-        }
-        _ => {}
-    }
     let scenario = Scenario::from_model(&req.model);
-    match super::before_answer(&state, &scenario, streaming).await {
-        Some(Fault::Status(s)) => return error(s, default_message(s)),
-        Some(Fault::Garbage) => return super::garbage_response(),
-        Some(Fault::Drop) => {
-            return super::dropped_response(
-                "application/json",
-                Bytes::from_static(b"{\"id\":\"msg_"),
-            );
-        }
-        None => {}
+    let error_of = |s| error(s, default_message(s));
+    let partial = b"{\"id\":\"msg_";
+    if let Some(resp) = super::fault_answer(
+        &state, key, &req.model, &scenario, streaming, error_of, partial,
+    )
+    .await
+    {
+        return resp;
     }
     if scenario.too_long {
         return error(400, "prompt is too long: 250000 tokens > 200000 maximum");

@@ -241,29 +241,21 @@ async fn chat(
         Ok(r) => r,
         Err(e) => return error(400, "BadRequest", &e.message),
     };
-    match super::runtime_fault(&state, key_of(&headers), &req.model).await {
-        Some((Fault::Status(s), retry_after)) => {
-            return super::with_retry_after(status_error(s), retry_after);
-        }
-        Some((Fault::Drop, _)) => {
-            return super::dropped_response(
-                "application/json",
-                Bytes::from_static(b"{\"choices\":["),
-            );
-        }
-        _ => {}
-    }
     let scenario = Scenario::from_model(&req.model);
-    match super::before_answer(&state, &scenario, req.is_stream()).await {
-        Some(Fault::Status(s)) => return status_error(s),
-        Some(Fault::Garbage) => return super::garbage_response(),
-        Some(Fault::Drop) => {
-            return super::dropped_response(
-                "application/json",
-                Bytes::from_static(b"{\"choices\":["),
-            );
-        }
-        None => {}
+    let key = key_of(&headers);
+    let partial = b"{\"choices\":[";
+    if let Some(resp) = super::fault_answer(
+        &state,
+        key,
+        &req.model,
+        &scenario,
+        req.is_stream(),
+        status_error,
+        partial,
+    )
+    .await
+    {
+        return resp;
     }
     if req
         .model

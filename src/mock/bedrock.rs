@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::reply::{self, Scenario};
 use super::sigv4::{self, Received};
-use super::{Fault, MockState, Shared, json_response};
+use super::{MockState, Shared, json_response};
 use crate::providers::bedrock::wire::{CohereEmbedRequest, ConverseRequest, TitanEmbedRequest};
 use crate::sse::eventstream::Frame;
 
@@ -166,26 +166,19 @@ async fn admit(
         },
     )
     .map_err(|r| *r)?;
-    match super::runtime_fault(state, hint.as_deref(), model).await {
-        Some((Fault::Status(s), retry_after)) => {
-            return Err(super::with_retry_after(status_error(s), retry_after));
-        }
-        Some((Fault::Drop, _)) => {
-            return Err(super::dropped_response(
-                "application/json",
-                Bytes::from_static(b"{\"output\":{\"message\":"),
-            ));
-        }
-        _ => {}
-    }
     let scenario = Scenario::from_model(model);
-    match super::before_answer(state, &scenario, streaming).await {
-        Some(Fault::Status(s)) => Err(status_error(s)),
-        Some(Fault::Garbage) => Err(super::garbage_response()),
-        Some(Fault::Drop) => Err(super::dropped_response(
-            "application/json",
-            Bytes::from_static(b"{\"output\":{\"message\":"),
-        )),
+    let partial = b"{\"output\":{\"message\":";
+    let fault = super::fault_answer(
+        state,
+        hint.as_deref(),
+        model,
+        &scenario,
+        streaming,
+        status_error,
+        partial,
+    );
+    match fault.await {
+        Some(resp) => Err(resp),
         None => Ok(scenario),
     }
 }

@@ -507,23 +507,21 @@ async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         return error(400, &message);
     }
     let streaming = req.stream == Some(true);
-    match super::runtime_fault(&state, bearer(&headers), &req.model).await {
-        Some((Fault::Status(s), retry_after)) => {
-            return super::with_retry_after(error(s, default_message(s)), retry_after);
-        }
-        Some((Fault::Drop, _)) => {
-            return super::dropped_response("application/json", Bytes::from_static(b"{\"id\":\""));
-        }
-        _ => {}
-    }
     let scenario = Scenario::from_model(&req.model);
-    match super::before_answer(&state, &scenario, streaming).await {
-        Some(Fault::Status(s)) => return error(s, default_message(s)),
-        Some(Fault::Garbage) => return super::garbage_response(),
-        Some(Fault::Drop) => {
-            return super::dropped_response("application/json", Bytes::from_static(b"{\"id\":\""));
-        }
-        None => {}
+    let error_of = |s| error(s, default_message(s));
+    let key = bearer(&headers);
+    if let Some(resp) = super::fault_answer(
+        &state,
+        key,
+        &req.model,
+        &scenario,
+        streaming,
+        error_of,
+        b"{\"id\":\"",
+    )
+    .await
+    {
+        return resp;
     }
     if scenario.too_long {
         return error(

@@ -23,7 +23,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::reply::{self, Scenario};
-use super::{Fault, Shared, json_response};
+use super::{Shared, json_response};
 use crate::compat::genai::{
     ChunksToResponses, from_chat_response, split_model_action, to_chat_request,
 };
@@ -295,16 +295,9 @@ async fn generate(
         return error(400, &message, vec![]);
     }
     let scenario = Scenario::from_model(model);
-    match super::before_answer(state, &scenario, stream).await {
-        Some(Fault::Status(s)) => return fault_error(s),
-        Some(Fault::Garbage) => return super::garbage_response(),
-        Some(Fault::Drop) => {
-            return super::dropped_response(
-                "application/json",
-                Bytes::from_static(b"{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Yo"),
-            );
-        }
-        None => {}
+    if let Some(fault) = super::before_answer(state, &scenario, stream).await {
+        let partial = b"{\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Yo";
+        return super::fault_response(fault, None, fault_error, partial);
     }
     if scenario.too_long {
         return error(
@@ -581,14 +574,7 @@ async fn vertex_express(
 /// A runtime fault rule (`POST /mock/faults`) matching this request, answered in Google's shape.
 async fn injected_fault(state: &Shared, key: Option<&str>, rest: &str) -> Option<Response> {
     let model = model_of(rest).unwrap_or_default();
-    Some(match super::runtime_fault(state, key, model).await? {
-        (Fault::Status(s), retry_after) => super::with_retry_after(fault_error(s), retry_after),
-        (Fault::Garbage, _) => super::garbage_response(),
-        (Fault::Drop, _) => super::dropped_response(
-            "application/json",
-            Bytes::from_static(b"{\"candidates\": ["),
-        ),
-    })
+    super::runtime_fault_answer(state, key, model, fault_error, b"{\"candidates\": [").await
 }
 
 async fn vertex_models(State(state): State<Shared>, headers: HeaderMap) -> Response {

@@ -409,6 +409,51 @@ pub(crate) async fn runtime_fault(
     rule.status.map(|s| (Fault::Status(s), rule.retry_after))
 }
 
+/// The answer to a fault, in the API's own shapes: `error` renders a status as that API's error
+/// body, `partial_body` is what a dropped connection sends before it is cut.
+pub(crate) fn fault_response(
+    fault: Fault,
+    retry_after: Option<u64>,
+    error: impl FnOnce(u16) -> Response,
+    partial_body: &'static [u8],
+) -> Response {
+    match fault {
+        Fault::Status(s) => with_retry_after(error(s), retry_after),
+        Fault::Garbage => garbage_response(),
+        Fault::Drop => dropped_response("application/json", Bytes::from_static(partial_body)),
+    }
+}
+
+/// The answer to a runtime fault rule (`POST /mock/faults`) matching this request, if any.
+pub(crate) async fn runtime_fault_answer(
+    state: &MockState,
+    key: Option<&str>,
+    model: &str,
+    error: impl FnOnce(u16) -> Response,
+    partial_body: &'static [u8],
+) -> Option<Response> {
+    let (fault, retry_after) = runtime_fault(state, key, model).await?;
+    Some(fault_response(fault, retry_after, error, partial_body))
+}
+
+/// Every fault check before a chat answer: a runtime rule first, then the scenario the model name
+/// asks for (its latency and delays are applied here). `None`: answer normally.
+pub(crate) async fn fault_answer(
+    state: &MockState,
+    key: Option<&str>,
+    model: &str,
+    scenario: &reply::Scenario,
+    streaming: bool,
+    error: impl FnOnce(u16) -> Response,
+    partial_body: &'static [u8],
+) -> Option<Response> {
+    let (fault, retry_after) = match runtime_fault(state, key, model).await {
+        Some(found) => found,
+        None => (before_answer(state, scenario, streaming).await?, None),
+    };
+    Some(fault_response(fault, retry_after, error, partial_body))
+}
+
 /// Sets `Retry-After` on an error response when a fault rule asked for a specific value.
 pub(crate) fn with_retry_after(mut resp: Response, retry_after: Option<u64>) -> Response {
     if let Some(secs) = retry_after

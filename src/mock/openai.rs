@@ -10,7 +10,7 @@ use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::reply::{self, Scenario};
-use super::{Fault, Shared, json_response};
+use super::{Shared, json_response};
 use crate::schema::{ChatRequest, EmbeddingInput, EmbeddingRequest, EmbeddingVector, parse_json};
 
 pub fn routes() -> Router<Shared> {
@@ -113,26 +113,19 @@ async fn admit<T: for<'a> serde::Deserialize<'a>>(
         ));
     }
     let req = parsed.map_err(|e| error(400, Some(e.message)))?;
-    match super::runtime_fault(state, key, model_of(&req)).await {
-        Some((Fault::Status(s), retry_after)) => {
-            return Err(super::with_retry_after(error(s, None), retry_after));
-        }
-        Some((Fault::Drop, _)) => {
-            return Err(super::dropped_response(
-                "application/json",
-                Bytes::from_static(b"{\"id\":\"chatcmpl-"),
-            ));
-        }
-        _ => {}
-    }
     let scenario = Scenario::from_model(model_of(&req));
-    match super::before_answer(state, &scenario, streaming(&req)).await {
-        Some(Fault::Status(s)) => Err(error(s, None)),
-        Some(Fault::Garbage) => Err(super::garbage_response()),
-        Some(Fault::Drop) => Err(super::dropped_response(
-            "application/json",
-            Bytes::from_static(b"{\"id\":\"chatcmpl-"),
-        )),
+    let partial = b"{\"id\":\"chatcmpl-";
+    let fault = super::fault_answer(
+        state,
+        key,
+        model_of(&req),
+        &scenario,
+        streaming(&req),
+        |s| error(s, None),
+        partial,
+    );
+    match fault.await {
+        Some(resp) => Err(resp),
         None => Ok((req, scenario)),
     }
 }
