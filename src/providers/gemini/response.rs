@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::request::THOUGHT_SEPARATOR;
 use super::wire::{
-    Candidate, ErrorEnvelope, FunctionCall, GenerateContentResponse, Part, UsageMetadata,
+    Candidate, ErrorBody, ErrorEnvelope, FunctionCall, GenerateContentResponse, Part, UsageMetadata,
 };
 use crate::error::{ErrorKind, GatewayError, Result};
 use crate::providers::stream::{Flow, StreamTranslator};
@@ -418,15 +418,23 @@ impl StreamTranslator<SseEvent> for GeminiStreamTranslator {
         if frame.data.trim().is_empty() {
             return Ok(Flow::Continue);
         }
-        if let Ok(env) = serde_json::from_str::<ErrorEnvelope>(&frame.data) {
-            let e = env.error;
+        // Every field of a response is optional and unknown ones are kept, so an error event
+        // (`{"error": {...}}`) parses as a response too: each chunk is parsed once.
+        let mut parsed = serde_json::from_str::<GenerateContentResponse>(&frame.data);
+        if let Ok(resp) = &mut parsed
+            && resp.candidates.is_empty()
+            && let Some(Ok(e)) = resp
+                .extra
+                .remove("error")
+                .map(serde_json::from_value::<ErrorBody>)
+        {
             let kind =
                 error_kind(&e.status, &e.message, &e.details).unwrap_or(ErrorKind::UpstreamServer);
             let mut err = self.error(kind, e.message);
             err.code = Some(e.status);
             return Err(err);
         }
-        match serde_json::from_str::<GenerateContentResponse>(&frame.data) {
+        match parsed {
             Ok(resp) => {
                 self.response(resp, out);
                 Ok(Flow::Continue)
