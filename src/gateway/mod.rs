@@ -337,14 +337,8 @@ impl Gateway {
         req: ChatRequest,
         opts: &RequestOptions,
     ) -> Result<Served<ChatResponse>> {
-        let opts = with_request_id(opts);
-        let span = otel::request_span(
-            "chat",
-            &req.model,
-            opts.request_id.as_deref().unwrap_or(""),
-            opts.traceparent.as_deref(),
-        );
-        let result = self.chat_inner(req, &opts).instrument(span.clone()).await;
+        let (opts, span) = begin(opts, "chat", &req.model);
+        let result = self.chat_inner(req, opts).instrument(span.clone()).await;
         record_outcome(&span, result.as_ref().map(|s| &s.meta));
         result
     }
@@ -356,15 +350,9 @@ impl Gateway {
         req: ChatRequest,
         opts: &RequestOptions,
     ) -> Result<Served<ChunkStream>> {
-        let opts = with_request_id(opts);
-        let span = otel::request_span(
-            "chat",
-            &req.model,
-            opts.request_id.as_deref().unwrap_or(""),
-            opts.traceparent.as_deref(),
-        );
+        let (opts, span) = begin(opts, "chat", &req.model);
         let result = self
-            .chat_stream_inner(req, &opts)
+            .chat_stream_inner(req, opts)
             .instrument(span.clone())
             .await;
         record_outcome(&span, result.as_ref().map(|s| &s.meta));
@@ -382,15 +370,9 @@ impl Gateway {
         req: EmbeddingRequest,
         opts: &RequestOptions,
     ) -> Result<Served<EmbeddingResponse>> {
-        let opts = with_request_id(opts);
-        let span = otel::request_span(
-            "embeddings",
-            &req.model,
-            opts.request_id.as_deref().unwrap_or(""),
-            opts.traceparent.as_deref(),
-        );
+        let (opts, span) = begin(opts, "embeddings", &req.model);
         let result = self
-            .embeddings_inner(req, &opts)
+            .embeddings_inner(req, opts)
             .instrument(span.clone())
             .await;
         record_outcome(&span, result.as_ref().map(|s| &s.meta));
@@ -400,9 +382,8 @@ impl Gateway {
     async fn chat_inner(
         &self,
         mut req: ChatRequest,
-        opts: &RequestOptions,
+        mut opts: RequestOptions,
     ) -> Result<Served<ChatResponse>> {
-        let mut opts = opts.clone();
         opts.take_from_body(&mut req.extra)
             .map_err(crate::telemetry::rejected)?;
         req.validate().map_err(crate::telemetry::rejected)?;
@@ -463,9 +444,8 @@ impl Gateway {
     async fn chat_stream_inner(
         &self,
         mut req: ChatRequest,
-        opts: &RequestOptions,
+        mut opts: RequestOptions,
     ) -> Result<Served<ChunkStream>> {
-        let mut opts = opts.clone();
         opts.take_from_body(&mut req.extra)
             .map_err(crate::telemetry::rejected)?;
         req.validate().map_err(crate::telemetry::rejected)?;
@@ -534,9 +514,8 @@ impl Gateway {
     async fn embeddings_inner(
         &self,
         mut req: EmbeddingRequest,
-        opts: &RequestOptions,
+        mut opts: RequestOptions,
     ) -> Result<Served<EmbeddingResponse>> {
-        let mut opts = opts.clone();
         opts.take_from_body(&mut req.extra)
             .map_err(crate::telemetry::rejected)?;
         req.validate().map_err(crate::telemetry::rejected)?;
@@ -754,12 +733,19 @@ fn pipeline_slots(
 
 /// Options with a request id (generated when the caller gave none), so logs, spans and plugins
 /// agree on it.
-fn with_request_id(opts: &RequestOptions) -> RequestOptions {
+/// The request's own options (the only copy made of the caller's), with a request id generated
+/// when the caller gave none, and its span.
+fn begin(
+    opts: &RequestOptions,
+    operation: &'static str,
+    model: &str,
+) -> (RequestOptions, tracing::Span) {
     let mut opts = opts.clone();
-    if opts.request_id.is_none() {
-        opts.request_id = Some(uuid::Uuid::new_v4().simple().to_string());
-    }
-    opts
+    let id = opts
+        .request_id
+        .get_or_insert_with(|| uuid::Uuid::new_v4().simple().to_string());
+    let span = otel::request_span(operation, model, id, opts.traceparent.as_deref());
+    (opts, span)
 }
 
 /// Puts who served a request, or why it failed, on its span.
