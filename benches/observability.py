@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import ferrogate
+from bench_common import free_port, overhead_table, percentile, wait_up
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,27 +33,6 @@ def variants(work: Path) -> dict[str, dict]:
             "log_store": {"enabled": True, "backend": "sqlite", "path": str(work / "logs.db")},
         },
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_up(url: str) -> None:
-    for _ in range(400):
-        try:
-            urllib.request.urlopen(f"{url}/health")
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not start")
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def in_process(mock: str, requests: int, work: Path) -> dict[str, dict[str, float]]:
@@ -98,13 +76,7 @@ def server(mock: str, seconds: int, work: Path, rate: int, concurrency: int) -> 
 
 
 def table(title: str, results: dict[str, dict[str, float]]) -> str:
-    base = results["all off"]
-    lines = [f"### {title}", "", "| telemetry | p50 | p99 | added p50 | added p99 |", "|---|---|---|---|---|"]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['p50_us']:.0f} us | {r['p99_us']:.0f} us | {r['p50_us'] - base['p50_us']:+.0f} us | {r['p99_us'] - base['p99_us']:+.0f} us |"
-        )
-    return "\n".join(lines) + "\n"
+    return overhead_table(title, "telemetry", "all off", results)
 
 
 def main() -> None:
