@@ -7,6 +7,24 @@ use serde_json::Value;
 
 use super::{Extra, MessageContent, Stop};
 
+/// OpenAI request fields that no other provider API understands. Adapters for native APIs drop
+/// them rather than forward them, because those APIs reject unknown fields.
+pub const OPENAI_ONLY_FIELDS: &[&str] = &[
+    "store",
+    "prediction",
+    "modalities",
+    "audio",
+    "web_search_options",
+    "verbosity",
+    "reasoning_effort",
+    "metadata",
+    "service_tier",
+    "functions",
+    "function_call",
+    "safety_identifier",
+    "prompt_cache_key",
+];
+
 /// `POST /v1/chat/completions` body.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {

@@ -18,8 +18,8 @@ use super::wire::{
 };
 use crate::error::{GatewayError, Result};
 use crate::schema::{
-    ChatRequest, ContentPart, Extra, ImageUrl, Message, MessageContent, Role as CanonicalRole,
-    ToolChoice as OpenAiToolChoice, ToolChoiceMode,
+    ChatRequest, ContentPart, Extra, ImageUrl, Message, MessageContent, OPENAI_ONLY_FIELDS,
+    Role as CanonicalRole, ToolChoice as OpenAiToolChoice, ToolChoiceMode,
 };
 
 /// Anthropic requires `max_tokens`; every current model accepts this many.
@@ -27,23 +27,6 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 /// Name of the forced tool that carries a JSON-mode answer.
 pub const JSON_TOOL: &str = "json_tool_call";
-
-/// OpenAI parameters that have no Anthropic equivalent and would be rejected if forwarded.
-const OPENAI_ONLY: &[&str] = &[
-    "store",
-    "prediction",
-    "modalities",
-    "audio",
-    "web_search_options",
-    "verbosity",
-    "reasoning_effort",
-    "metadata",
-    "service_tier",
-    "functions",
-    "function_call",
-    "safety_identifier",
-    "prompt_cache_key",
-];
 
 /// The native request, and what the response translation needs to know about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +127,7 @@ pub fn to_messages_request(req: &ChatRequest, stream: bool) -> Result<Translated
 
     let mut extra = Extra::new();
     for (k, v) in &req.extra {
-        if !OPENAI_ONLY.contains(&k.as_str()) && k != "top_k" {
+        if !OPENAI_ONLY_FIELDS.contains(&k.as_str()) && k != "top_k" {
             extra.insert(k.clone(), v.clone());
         }
     }

@@ -30,28 +30,12 @@ use super::wire::{
 use crate::error::{GatewayError, Result};
 use crate::schema::{
     ChatRequest, ContentPart, Extra, ImageUrl, Message as CanonicalMessage, MessageContent,
-    Role as CanonicalRole, Tool, ToolChoice as OpenAiToolChoice, ToolChoiceMode,
+    OPENAI_ONLY_FIELDS, Role as CanonicalRole, Tool, ToolChoice as OpenAiToolChoice,
+    ToolChoiceMode,
 };
 
 /// Name of the forced tool that carries a `json_object` answer.
 pub const JSON_TOOL: &str = "json_tool_call";
-
-/// OpenAI parameters with no Converse meaning; forwarded, the model would reject them.
-const OPENAI_ONLY: &[&str] = &[
-    "store",
-    "prediction",
-    "modalities",
-    "audio",
-    "web_search_options",
-    "verbosity",
-    "reasoning_effort",
-    "metadata",
-    "functions",
-    "function_call",
-    "safety_identifier",
-    "prompt_cache_key",
-    "service_tier",
-];
 
 /// Top-level Converse fields a caller may set directly; forwarded as they are.
 const CONVERSE_FIELDS: &[&str] = &[
@@ -185,7 +169,7 @@ pub fn to_converse_request(req: &ChatRequest) -> Result<Translated> {
             key if CONVERSE_FIELDS.contains(&key) => {
                 extra.insert(k.clone(), v.clone());
             }
-            key if OPENAI_ONLY.contains(&key) => {}
+            key if OPENAI_ONLY_FIELDS.contains(&key) => {}
             _ => {
                 additional.insert(k.clone(), v.clone());
             }

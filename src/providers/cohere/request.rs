@@ -28,28 +28,12 @@ use super::wire::{
 };
 use crate::error::{GatewayError, Result};
 use crate::schema::{
-    ChatRequest, ContentPart, EmbeddingRequest, Extra, Message, MessageContent, Role,
-    ToolChoice as OpenAiToolChoice, ToolChoiceMode,
+    ChatRequest, ContentPart, EmbeddingRequest, Extra, Message, MessageContent, OPENAI_ONLY_FIELDS,
+    Role, ToolChoice as OpenAiToolChoice, ToolChoiceMode,
 };
 
 /// `input_type` when the request does not say: embeddings stored for later retrieval.
 pub const DEFAULT_INPUT_TYPE: &str = "search_document";
-
-/// Parameters with no Cohere meaning that would be rejected if forwarded.
-const OPENAI_ONLY: &[&str] = &[
-    "store",
-    "prediction",
-    "modalities",
-    "audio",
-    "web_search_options",
-    "verbosity",
-    "reasoning_effort",
-    "metadata",
-    "service_tier",
-    "safety_identifier",
-    "prompt_cache_key",
-    "top_k",
-];
 
 fn unsupported(what: impl std::fmt::Display) -> GatewayError {
     GatewayError::invalid_request(format!("{what} is not supported by Cohere"))
@@ -168,7 +152,7 @@ pub fn to_chat_request(req: &ChatRequest, stream: bool) -> Result<CohereRequest>
 
     let mut extra = Extra::new();
     for (k, v) in &req.extra {
-        if !OPENAI_ONLY.contains(&k.as_str()) {
+        if !OPENAI_ONLY_FIELDS.contains(&k.as_str()) && k != "top_k" {
             extra.insert(k.clone(), v.clone());
         }
     }

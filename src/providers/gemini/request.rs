@@ -24,31 +24,13 @@ use super::wire::{
 };
 use crate::error::{GatewayError, Result};
 use crate::schema::{
-    ChatRequest, ContentPart, Extra, ImageUrl, Message, MessageContent, Role,
+    ChatRequest, ContentPart, Extra, ImageUrl, Message, MessageContent, OPENAI_ONLY_FIELDS, Role,
     ToolChoice as OpenAiToolChoice, ToolChoiceMode,
 };
 
 /// Separates a synthesized tool call id from the `thoughtSignature` it carries, so the signature
 /// comes back with the call on the next turn (Gemini requires it for thinking models).
 pub const THOUGHT_SEPARATOR: &str = "__thought__";
-
-/// OpenAI parameters with no Gemini meaning, dropped rather than forwarded (Gemini rejects unknown
-/// fields).
-const OPENAI_ONLY: &[&str] = &[
-    "store",
-    "prediction",
-    "modalities",
-    "audio",
-    "web_search_options",
-    "verbosity",
-    "reasoning_effort",
-    "metadata",
-    "service_tier",
-    "functions",
-    "function_call",
-    "safety_identifier",
-    "prompt_cache_key",
-];
 
 /// Built-in Gemini tools an OpenAI-shaped request may name as a tool `type`.
 const BUILTIN_TOOLS: &[(&str, &str)] = &[
@@ -157,7 +139,7 @@ pub fn to_generate_content_request(req: &ChatRequest) -> Result<GenerateContentR
             "cached_content" | "cachedContent" => {
                 cached_content = v.as_str().map(str::to_string);
             }
-            k if OPENAI_ONLY.contains(&k) => {}
+            k if OPENAI_ONLY_FIELDS.contains(&k) => {}
             _ => {
                 extra.insert(k.clone(), v.clone());
             }
