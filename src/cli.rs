@@ -52,6 +52,9 @@ struct ServeArgs {
     /// Log level or filter, e.g. `debug` or `info,ferrogate=debug` (overrides logging.level).
     #[arg(long)]
     log_level: Option<String>,
+    /// Worker threads (overrides server.threads). Default: one per core.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -153,6 +156,19 @@ pub fn run(args: Vec<String>) -> i32 {
     }
 }
 
+/// Whether these arguments can be run by the native `ferrogate` executable instead of inside a
+/// Python interpreter: a `serve` whose config loads and names no Python plugin. Anything else
+/// (other commands, a config with errors, which the in-process run reports) says no.
+pub fn runs_natively(args: &[String]) -> bool {
+    let Ok(cli) = Cli::try_parse_from(args) else {
+        return false;
+    };
+    let Command::Serve(serve) = cli.command else {
+        return false;
+    };
+    load_config(serve.config).is_ok_and(|config| config.plugins.iter().all(|p| p.python.is_none()))
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -190,12 +206,16 @@ fn serve(args: ServeArgs) -> i32 {
     if let Some(l) = args.log_level {
         config.logging.level = l;
     }
+    if let Some(t) = args.threads {
+        config.server.threads = Some(t);
+    }
     // The server keeps a request log unless the config says otherwise.
     config.telemetry.log_store.enabled.get_or_insert(true);
     let logging = config.logging.clone();
     let tracing_cfg = config.telemetry.tracing.clone();
     let (host, port) = (config.server.host.clone(), config.server.port);
     let drain = config.server.shutdown_timeout.0;
+    let threads = server::per_core::thread_count(config.server.threads);
     let gateway = match Gateway::new(config) {
         Ok(g) => g,
         Err(e) => {
@@ -203,7 +223,12 @@ fn serve(args: ServeArgs) -> i32 {
             return 2;
         }
     };
-    let rt = match runtime() {
+    // This thread's runtime runs start-up and the background tasks (log store writer, trace
+    // export); requests are served by the per-core worker threads.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ferrogate: cannot start the async runtime: {e}");
@@ -216,7 +241,7 @@ fn serve(args: ServeArgs) -> i32 {
             eprintln!("ferrogate: telemetry.tracing: {e}");
             return 2;
         }
-        let listener = match server::bind(&host, port).await {
+        let listeners = match server::per_core::bind(&host, port, threads) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("ferrogate: {e}");
@@ -227,16 +252,17 @@ fn serve(args: ServeArgs) -> i32 {
             eprintln!("ferrogate: {e}");
             return 2;
         }
-        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let addr = listeners.addr.to_string();
         let snapshot = gateway.snapshot();
         let active: Vec<String> = {
             let mut v: Vec<String> = snapshot.providers.iter().filter(|p| p.active).map(|p| p.name.to_string()).collect();
             v.sort();
             v
         };
-        tracing::info!(address = %addr, providers = ?active, "ferrogate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+        tracing::info!(address = %addr, providers = ?active, threads, "ferrogate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
         eprintln!("ferrogate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
-        let result = server::serve(gateway, listener, server::shutdown_signal(), drain).await;
+        let result =
+            server::per_core::serve(gateway, listeners, server::shutdown_signal(), drain).await;
         crate::telemetry::otel::shutdown();
         match result {
             Ok(()) => 0,

@@ -514,3 +514,113 @@ async fn shutdown_drains_in_flight_requests() {
         .await;
     assert!(err.is_err());
 }
+
+/// `ferrogate serve`'s runtime: a thread per core, each with its own socket on one port.
+mod per_core {
+    use super::*;
+    use ferrogate::server::per_core;
+
+    fn gateway(mock: &RunningMock) -> Gateway {
+        Gateway::new(
+            Config::from_value(json!({
+                "providers": {"openai": {"base_url": format!("{}/v1", mock.base_url()), "api_key": KEY}}
+            }))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn serves_concurrent_connections_and_drains_on_shutdown() {
+        let mock = RunningMock::start(
+            MockOptions {
+                api_key: Some(KEY.into()),
+                latency: Duration::from_millis(300),
+                ..Default::default()
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let listeners = per_core::bind("127.0.0.1", 0, 2).unwrap();
+        let url = format!("http://{}/v1/chat/completions", listeners.addr);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(per_core::serve(
+            gateway(&mock),
+            listeners,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(5),
+        ));
+        let body = json!({"model": "openai/gpt-4o-mini", "messages": user("hi")}).to_string();
+        let send = |url: String, body: String| async move {
+            // A client per request: a connection each, spread over the worker threads.
+            let resp = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let json: Value = resp.json().await.unwrap();
+            (status, json)
+        };
+
+        // 40 requests at once against a 300 ms upstream: served side by side, not one by one.
+        let started = std::time::Instant::now();
+        let answers =
+            futures_util::future::join_all((0..40).map(|_| send(url.clone(), body.clone()))).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        for (status, json) in &answers {
+            assert_eq!(*status, 200, "{json}");
+            assert_eq!(json["object"], "chat.completion");
+        }
+
+        // Shutdown while a request is in flight: it is answered, then the server stops.
+        let in_flight = tokio::spawn(send(url.clone(), body.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).unwrap();
+        let (status, _) = in_flight.await.unwrap();
+        assert_eq!(status, 200);
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("server stopped after draining")
+            .unwrap()
+            .unwrap();
+        let refused = reqwest::Client::new().post(url).body(body).send().await;
+        assert!(refused.is_err(), "no longer listening");
+    }
+
+    #[test]
+    fn a_taken_port_is_refused_not_shared() {
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = other.local_addr().unwrap().port();
+        let err = per_core::bind("127.0.0.1", port, 2)
+            .err()
+            .expect("port in use");
+        assert!(
+            err.to_string()
+                .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+            "{err}"
+        );
+        // Nor does a second gateway silently join the first one's sockets.
+        let first = per_core::bind("127.0.0.1", 0, 2).unwrap();
+        let port = first.addr.port();
+        assert!(per_core::bind("127.0.0.1", port, 2).is_err());
+    }
+
+    #[test]
+    fn thread_count_defaults_to_the_cores() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(per_core::thread_count(None), cores);
+        assert_eq!(per_core::thread_count(Some(0)), cores);
+        assert_eq!(per_core::thread_count(Some(3)), 3);
+    }
+}

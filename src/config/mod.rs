@@ -81,6 +81,10 @@ pub struct ServerConfig {
     /// Bearer token required by the admin routes (`/admin/...`); without it they are open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
+    /// Worker threads of `ferrogate serve`, each a single-threaded runtime with its own listening
+    /// socket and upstream connections. Default: one per available core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
 }
 
 fn default_host() -> String {
@@ -104,6 +108,7 @@ impl Default for ServerConfig {
             max_request_body: default_max_body(),
             shutdown_timeout: default_shutdown_timeout(),
             admin_token: None,
+            threads: None,
         }
     }
 }

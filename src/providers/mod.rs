@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use transport::upstream_client;
+use transport::UpstreamClient;
 
 use crate::config::{Config, ConfigError, ProviderConfig, Timeouts};
 use crate::error::Result;
@@ -206,11 +206,13 @@ pub struct ProviderRuntime {
     /// The root the API's paths are appended to; empty when none is known (Azure without a
     /// resource endpoint), which makes calls fail with a message saying what to set.
     pub base_url: String,
+    /// `base_url` parsed once, so requests do not parse (and IDNA-map) it again each time.
+    pub parsed_base_url: Option<reqwest::Url>,
     pub keys: KeyPool,
     /// Static headers from the config, sent on every request.
     pub headers: Vec<(String, Secret)>,
     pub timeouts: Timeouts,
-    pub client: reqwest::Client,
+    pub client: UpstreamClient,
     pub requires_key: bool,
     pub stream_usage: bool,
     pub settings: ApiSettings,
@@ -239,7 +241,7 @@ pub struct BuildContext<'a> {
     pub config: &'a Config,
     pub env: &'a dyn EnvSource,
     /// The pooled client shared by providers with the default connect timeout.
-    pub client: reqwest::Client,
+    pub client: UpstreamClient,
     /// Health outlives snapshots: keys take theirs from here by name.
     pub health: &'a HealthRegistry,
 }
@@ -250,7 +252,7 @@ impl<'a> BuildContext<'a> {
         env: &'a dyn EnvSource,
         health: &'a HealthRegistry,
     ) -> Result<Self, ConfigError> {
-        let client = upstream_client(config.timeouts.connect.0)
+        let client = UpstreamClient::new(config.timeouts.connect.0)
             .map_err(|e| ConfigError(format!("cannot build HTTP client: {e}")))?;
         Ok(BuildContext {
             config,
@@ -336,7 +338,7 @@ impl ProviderRuntime {
         let client = if timeouts.connect == global.connect {
             shared_client.clone()
         } else {
-            upstream_client(timeouts.connect.0).map_err(|e| {
+            UpstreamClient::new(timeouts.connect.0).map_err(|e| {
                 ConfigError(format!("providers.{name}: cannot build HTTP client: {e}"))
             })?
         };
@@ -344,6 +346,9 @@ impl ProviderRuntime {
         Ok(ProviderRuntime {
             name: Arc::from(name),
             api,
+            parsed_base_url: reqwest::Url::parse(&base_url)
+                .ok()
+                .filter(|u| u.query().is_none() && u.fragment().is_none() && !u.cannot_be_a_base()),
             base_url,
             keys: KeyPool::new(keys),
             headers: config

@@ -2,6 +2,7 @@
 //! transport failures and upstream error statuses onto [`GatewayError`], and a body stream that
 //! enforces the first-byte and idle timeouts of streamed responses.
 
+use std::cell::RefCell;
 use std::pin::Pin;
 use std::sync::Once;
 use std::task::{Context, Poll};
@@ -25,9 +26,9 @@ pub fn ensure_crypto_provider() {
     });
 }
 
-/// One pooled client per distinct connect timeout. TCP_NODELAY on: streamed chunks are small and
-/// must not wait for Nagle's algorithm.
-pub fn upstream_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+/// A pooled client with TCP_NODELAY on: streamed chunks are small and must not wait for Nagle's
+/// algorithm.
+fn build_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
     ensure_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
@@ -37,13 +38,74 @@ pub fn upstream_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Cl
         .build()
 }
 
+thread_local! {
+    /// Set on the threads of a thread-per-core server: that thread's own clients, one per
+    /// connect timeout, so its upstream connections are driven by the thread that uses them.
+    static THREAD_CLIENTS: RefCell<Option<Vec<(Duration, reqwest::Client)>>> =
+        const { RefCell::new(None) };
+}
+
+/// Gives the calling thread its own connection pools from now on (see [`UpstreamClient`]).
+/// Called once by each worker thread of a thread-per-core server.
+pub fn use_thread_local_pools() {
+    THREAD_CLIENTS.with(|c| c.borrow_mut().get_or_insert_with(Vec::new).clear());
+}
+
+/// The HTTP client of a provider: one per distinct connect timeout.
+///
+/// A connection is driven by a task on the runtime that opened it. On a thread-per-core server
+/// a connection opened by one thread and reused by another would hand every request across
+/// threads, so each such thread gets its own pools ([`use_thread_local_pools`]); elsewhere
+/// (the Python extension, tests, a work-stealing runtime) everything shares one.
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    connect_timeout: Duration,
+    shared: reqwest::Client,
+}
+
+impl UpstreamClient {
+    pub fn new(connect_timeout: Duration) -> reqwest::Result<UpstreamClient> {
+        Ok(UpstreamClient {
+            connect_timeout,
+            shared: build_client(connect_timeout)?,
+        })
+    }
+
+    /// The client to use on the calling thread (a reference-counted handle: cheap to clone).
+    pub fn current(&self) -> reqwest::Client {
+        THREAD_CLIENTS.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let Some(clients) = slot.as_mut() else {
+                return self.shared.clone();
+            };
+            if let Some((_, c)) = clients.iter().find(|(t, _)| *t == self.connect_timeout) {
+                return c.clone();
+            }
+            // Same settings as the shared client, which was built successfully.
+            match build_client(self.connect_timeout) {
+                Ok(c) => {
+                    clients.push((self.connect_timeout, c.clone()));
+                    c
+                }
+                Err(_) => self.shared.clone(),
+            }
+        })
+    }
+}
+
 /// A request builder for `{base_url}{path}` with the provider's static headers and the caller's
 /// extra headers. Authentication is added by the adapter, since each API does it differently.
 pub fn request(call: &Call<'_>, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-    let mut url = String::with_capacity(call.base_url.len() + path.len());
-    url.push_str(call.base_url);
-    url.push_str(path);
-    let mut builder = call.provider.client.request(method, url);
+    let client = call.provider.client.current();
+    let mut builder = match prepared_url(call, path) {
+        Some(url) => client.request(method, url),
+        None => {
+            let mut url = String::with_capacity(call.base_url.len() + path.len());
+            url.push_str(call.base_url);
+            url.push_str(path);
+            client.request(method, url)
+        }
+    };
     for (name, value) in &call.provider.headers {
         builder = builder.header(name.as_str(), value.expose());
     }
@@ -51,6 +113,23 @@ pub fn request(call: &Call<'_>, method: reqwest::Method, path: &str) -> reqwest:
         builder = builder.header(name.as_str(), value.as_str());
     }
     builder
+}
+
+/// `{base_url}{path}` from the provider's pre-parsed base URL: only the path is parsed. `None`
+/// when the call goes elsewhere (a deployment's or caller's own base URL) or the path carries a
+/// query, which take the plain string route.
+fn prepared_url(call: &Call<'_>, path: &str) -> Option<reqwest::Url> {
+    let base = call.provider.parsed_base_url.as_ref()?;
+    if call.base_url != call.provider.base_url || path.contains(['?', '#']) {
+        return None;
+    }
+    let mut url = base.clone();
+    let base_path = base.path().trim_end_matches('/');
+    let mut full = String::with_capacity(base_path.len() + path.len());
+    full.push_str(base_path);
+    full.push_str(path);
+    url.set_path(&full);
+    Some(url)
 }
 
 pub fn json_post(call: &Call<'_>, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {

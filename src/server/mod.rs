@@ -6,6 +6,7 @@ mod anthropic_routes;
 mod body;
 mod genai_routes;
 mod openai_routes;
+pub mod per_core;
 mod response;
 
 use std::future::Future;
@@ -70,6 +71,26 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain_timeout: Duration,
 ) -> io::Result<()> {
+    serve_listener(gateway, listener, shutdown, drain_timeout, true).await
+}
+
+/// [`serve`] without the shutdown announcements (one of several listeners of a server).
+async fn serve_quietly(
+    gateway: Gateway,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain_timeout: Duration,
+) -> io::Result<()> {
+    serve_listener(gateway, listener, shutdown, drain_timeout, false).await
+}
+
+async fn serve_listener(
+    gateway: Gateway,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain_timeout: Duration,
+    announce: bool,
+) -> io::Result<()> {
     use axum::serve::ListenerExt;
     let listener = listener.tap_io(|tcp| {
         // Small writes (SSE chunks) must leave at once, not wait for Nagle.
@@ -85,14 +106,18 @@ pub async fn serve(
         result = &mut server => return result,
         () = shutdown => {}
     }
-    tracing::info!(
-        timeout_s = drain_timeout.as_secs_f64(),
-        "shutting down: draining in-flight requests"
-    );
+    if announce {
+        tracing::info!(
+            timeout_s = drain_timeout.as_secs_f64(),
+            "shutting down: draining in-flight requests"
+        );
+    }
     draining.notify_one();
     match tokio::time::timeout(drain_timeout, server).await {
         Ok(result) => {
-            tracing::info!("all requests drained; stopped");
+            if announce {
+                tracing::info!("all requests drained; stopped");
+            }
             result
         }
         Err(_) => {

@@ -125,7 +125,7 @@ async fn authorize(
         Some(Credential::ServiceAccount(source)) => {
             // Fetching a token counts against the request's own deadline.
             let limit = call.timeouts.request.0;
-            let token = tokio::time::timeout(limit, source.token(&call.provider.client))
+            let token = tokio::time::timeout(limit, source.token(&call.provider.client.current()))
                 .await
                 .map_err(|_| transport::timeout_error(call, limit))?
                 .map_err(|e| {
@@ -149,6 +149,7 @@ fn post(call: &Call<'_>, url: String, body: Vec<u8>) -> reqwest::RequestBuilder 
     let mut builder = call
         .provider
         .client
+        .current()
         .post(url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body);
@@ -162,7 +163,7 @@ fn post(call: &Call<'_>, url: String, body: Vec<u8>) -> reqwest::RequestBuilder 
 }
 
 fn get(call: &Call<'_>, url: String) -> reqwest::RequestBuilder {
-    let mut builder = call.provider.client.get(url);
+    let mut builder = call.provider.client.current().get(url);
     for (name, value) in &call.provider.headers {
         builder = builder.header(name.as_str(), value.expose());
     }
