@@ -26,7 +26,13 @@ pub fn unix_now() -> u64 {
 }
 
 /// Parses a JSON body, reporting the path of the first bad field (`messages[1].content`).
+///
+/// Valid bodies take the plain parser; only a failed parse is repeated with path tracking, which
+/// costs an allocation per field and is only worth it for the error message.
 pub fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> crate::error::Result<T> {
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(crate::error::from_path_error)?;
     de.end().map_err(|e| {

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::Stream;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 
 use crate::error::GatewayError;
 use crate::gateway::ServedBy;
@@ -18,6 +18,17 @@ use crate::providers::ChunkStream;
 use crate::sse;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+// Header names as constants: a name given as a string is parsed and validated on every use.
+const PROVIDER: HeaderName = HeaderName::from_static("x-ferrogate-provider");
+const MODEL: HeaderName = HeaderName::from_static("x-ferrogate-model");
+const DEPLOYMENT: HeaderName = HeaderName::from_static("x-ferrogate-deployment");
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-ferrogate-attempts");
+const FALLBACK_INDEX: HeaderName = HeaderName::from_static("x-ferrogate-fallback-index");
+const UPSTREAM_MS: HeaderName = HeaderName::from_static("x-ferrogate-upstream-ms");
+const OVERHEAD_US: HeaderName = HeaderName::from_static("x-ferrogate-overhead-us");
+const KEY: HeaderName = HeaderName::from_static("x-ferrogate-key");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
@@ -31,18 +42,18 @@ fn served_headers(
 ) -> http::response::Builder {
     let overhead = started.elapsed().saturating_sub(meta.upstream);
     let mut b = builder
-        .header("x-ferrogate-provider", header_value(&meta.provider))
-        .header("x-ferrogate-model", header_value(&meta.model))
-        .header("x-ferrogate-deployment", header_value(&meta.deployment))
-        .header("x-ferrogate-attempts", meta.attempts)
-        .header("x-ferrogate-fallback-index", meta.fallback_index)
+        .header(PROVIDER, header_value(&meta.provider))
+        .header(MODEL, header_value(&meta.model))
+        .header(DEPLOYMENT, header_value(&meta.deployment))
+        .header(ATTEMPTS, meta.attempts)
+        .header(FALLBACK_INDEX, meta.fallback_index)
         .header(
-            "x-ferrogate-upstream-ms",
+            UPSTREAM_MS,
             format!("{:.3}", meta.upstream.as_secs_f64() * 1000.0),
         )
-        .header("x-ferrogate-overhead-us", overhead.as_micros() as u64);
+        .header(OVERHEAD_US, overhead.as_micros() as u64);
     if let Some(key) = &meta.key_name {
-        b = b.header("x-ferrogate-key", header_value(key));
+        b = b.header(KEY, header_value(key));
     }
     b
 }
@@ -56,7 +67,7 @@ pub fn json_response(
     served_headers(Response::builder(), meta, started)
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, JSON)
-        .header("x-request-id", header_value(request_id))
+        .header(REQUEST_ID, header_value(request_id))
         .body(Body::from(body))
         .unwrap_or_else(internal)
 }
@@ -66,7 +77,7 @@ pub fn local_json(body: Vec<u8>, request_id: &str) -> Response {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, JSON)
-        .header("x-request-id", header_value(request_id))
+        .header(REQUEST_ID, header_value(request_id))
         .body(Body::from(body))
         .unwrap_or_else(internal)
 }
@@ -194,8 +205,8 @@ where
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
-        .header("x-accel-buffering", "no")
-        .header("x-request-id", header_value(request_id))
+        .header(ACCEL_BUFFERING, "no")
+        .header(REQUEST_ID, header_value(request_id))
         .body(Body::from_stream(body))
         .unwrap_or_else(internal)
 }
@@ -206,12 +217,12 @@ pub fn error_json(err: &GatewayError, request_id: &str, body: Vec<u8>) -> Respon
     let mut b = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, JSON)
-        .header("x-request-id", header_value(request_id));
+        .header(REQUEST_ID, header_value(request_id));
     if let Some(after) = err.retry_after {
         b = b.header(header::RETRY_AFTER, after.as_secs_f64().ceil() as u64);
     }
     if let Some(p) = &err.provider {
-        b = b.header("x-ferrogate-provider", header_value(p));
+        b = b.header(PROVIDER, header_value(p));
     }
     b.body(Body::from(body)).unwrap_or_else(internal)
 }
