@@ -21,8 +21,13 @@ $(DEPS): pyproject.toml Makefile
 
 setup: $(DEPS)
 
-## Build the wheel and install it into the virtualenv (as `pip install .` does for users).
+## Build the wheel and install it into the virtualenv (as `pip install .` does for users). The
+## wheel bundles the native `ferrogate` executable, which `ferrogate serve` runs when it can.
+NATIVE := python/ferrogate/_bin/ferrogate
 build: $(DEPS)
+	cargo build --release --bin ferrogate
+	mkdir -p $(dir $(NATIVE))
+	strip -o $(NATIVE) target/release/ferrogate 2>/dev/null || cp target/release/ferrogate $(NATIVE)
 	$(BIN)/pip install -q --no-deps --force-reinstall .
 
 ## Run the gateway with its built-in defaults (providers from their standard environment variables).
@@ -67,4 +72,4 @@ fmt:
 	cargo fmt
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target python/ferrogate/_bin

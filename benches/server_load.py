@@ -46,7 +46,8 @@ from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-FERROGATE = str(VENV_BIN / "ferrogate")
+# FERROGATE_BIN benchmarks another build (e.g. target/release/ferrogate, the native binary).
+FERROGATE = os.environ.get("FERROGATE_BIN") or str(VENV_BIN / "ferrogate")
 INSTALL_HINT = "run scripts/install-bench-tools.sh (or `make bench`, which runs it)"
 PROMPT = "Summarize the plot of Hamlet in two sentences."
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -43,6 +43,13 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
     py.detach(|| crate::cli::run(argv))
 }
 
+/// Whether `argv` (program name first) is a `serve` the native executable can run: its config
+/// loads and has no Python plugin.
+#[pyfunction]
+fn runs_natively(argv: Vec<String>) -> bool {
+    crate::cli::runs_natively(&argv)
+}
+
 /// Installs the JSON/pretty log subscriber for in-process use. Returns False if one was already set.
 #[pyfunction]
 #[pyo3(signature = (level = "info".to_string(), format = "auto".to_string()))]
@@ -75,6 +82,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(server::serve, m)?)?;
     m.add_function(wrap_pyfunction!(server::start_server, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(runs_natively, m)?)?;
     m.add_function(wrap_pyfunction!(metrics_text, m)?)?;
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
     Ok(())
