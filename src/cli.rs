@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ServerRuntime};
 use crate::gateway::Gateway;
 use crate::mock::{MockOptions, RunningMock};
 use crate::server;
@@ -216,6 +216,7 @@ fn serve(args: ServeArgs) -> i32 {
     let (host, port) = (config.server.host.clone(), config.server.port);
     let drain = config.server.shutdown_timeout.0;
     let threads = server::per_core::thread_count(config.server.threads);
+    let model = config.server.runtime;
     let gateway = match Gateway::new(config) {
         Ok(g) => g,
         Err(e) => {
@@ -223,12 +224,19 @@ fn serve(args: ServeArgs) -> i32 {
             return 2;
         }
     };
-    // This thread's runtime runs start-up and the background tasks (log store writer, trace
-    // export); requests are served by the per-core worker threads.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // Per core: this thread's runtime runs start-up and the background tasks (log store writer,
+    // trace export) and the worker threads serve requests. Work stealing: one runtime does all.
+    let built = match model {
+        ServerRuntime::PerCore => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        ServerRuntime::WorkStealing => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .thread_name("ferrogate-worker")
+            .build(),
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ferrogate: cannot start the async runtime: {e}");
@@ -241,7 +249,8 @@ fn serve(args: ServeArgs) -> i32 {
             eprintln!("ferrogate: telemetry.tracing: {e}");
             return 2;
         }
-        let listeners = match server::per_core::bind(&host, port, threads) {
+        let sockets = if model == ServerRuntime::PerCore { threads } else { 1 };
+        let listeners = match server::per_core::bind(&host, port, sockets) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("ferrogate: {e}");
@@ -261,8 +270,13 @@ fn serve(args: ServeArgs) -> i32 {
         };
         tracing::info!(address = %addr, providers = ?active, threads, "ferrogate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
         eprintln!("ferrogate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
-        let result =
-            server::per_core::serve(gateway, listeners, server::shutdown_signal(), drain).await;
+        let stop = server::shutdown_signal();
+        let result = match model {
+            ServerRuntime::PerCore => server::per_core::serve(gateway, listeners, stop, drain).await,
+            ServerRuntime::WorkStealing => {
+                server::per_core::serve_shared(gateway, listeners, stop, drain).await
+            }
+        };
         crate::telemetry::otel::shutdown();
         match result {
             Ok(()) => 0,

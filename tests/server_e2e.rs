@@ -598,6 +598,40 @@ mod per_core {
         assert!(refused.is_err(), "no longer listening");
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn work_stealing_model_serves_from_one_socket() {
+        let mock = RunningMock::start(
+            MockOptions {
+                api_key: Some(KEY.into()),
+                ..Default::default()
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let listeners = per_core::bind("127.0.0.1", 0, 1).unwrap();
+        let url = format!("http://{}/v1/chat/completions", listeners.addr);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(per_core::serve_shared(
+            gateway(&mock),
+            listeners,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(5),
+        ));
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .json(&json!({"model": "openai/gpt-4o-mini", "messages": user("hi")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
     #[test]
     fn a_taken_port_is_refused_not_shared() {
         let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

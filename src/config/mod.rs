@@ -81,10 +81,25 @@ pub struct ServerConfig {
     /// Bearer token required by the admin routes (`/admin/...`); without it they are open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
-    /// Worker threads of `ferrogate serve`, each a single-threaded runtime with its own listening
-    /// socket and upstream connections. Default: one per available core.
+    /// Worker threads of `ferrogate serve`. Default: one per available core.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// How `ferrogate serve` spreads work over its threads.
+    #[serde(default)]
+    pub runtime: ServerRuntime,
+}
+
+/// The threading model of `ferrogate serve`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerRuntime {
+    /// One single-threaded runtime per thread, each with its own listening socket and upstream
+    /// connections: no hand-offs between threads, the least CPU per request.
+    #[default]
+    PerCore,
+    /// One work-stealing runtime shared by all threads: idle threads take over queued work, which
+    /// evens out load when the machine is oversubscribed or connections are few and busy.
+    WorkStealing,
 }
 
 fn default_host() -> String {
@@ -109,6 +124,7 @@ impl Default for ServerConfig {
             shutdown_timeout: default_shutdown_timeout(),
             admin_token: None,
             threads: None,
+            runtime: ServerRuntime::default(),
         }
     }
 }

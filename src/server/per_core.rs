@@ -88,6 +88,19 @@ fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Serves on the calling runtime (a work-stealing one) from the first socket: the
+/// `work_stealing` model, where the runtime's own worker threads share all connections.
+pub async fn serve_shared(
+    gateway: Gateway,
+    mut listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    drain_timeout: Duration,
+) -> io::Result<()> {
+    let socket = listeners.sockets.swap_remove(0);
+    let listener = tokio::net::TcpListener::from_std(socket)?;
+    super::serve(gateway, listener, shutdown, drain_timeout).await
+}
+
 /// Serves on one thread per listener until `shutdown` resolves, then lets every thread drain its
 /// in-flight requests (up to `drain_timeout`) and returns. Must be awaited on a runtime that
 /// keeps running meanwhile: the gateway's background tasks live there.
