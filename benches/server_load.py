@@ -797,8 +797,8 @@ def design_checks(res: Results) -> list[str]:
         out.append(f"- Peak RSS ≤ {TARGET_RSS_LOAD_MB} MB under {top:,} RPS{caveat}: {verdict(r.rss_peak_mb, TARGET_RSS_LOAD_MB, 'MB')}{shortfall(r)}")
     mem = res.memory.get("ferrogate")
     if mem:
-        out.append(f"- Idle RSS ≤ {TARGET_RSS_IDLE_MB} MB: {verdict(mem.idle_mb, TARGET_RSS_IDLE_MB, 'MB')} — the figure includes the Python "
-                   "interpreter that the `ferrogate` console script starts and that hosts the Rust server (see the layout above)")
+        out.append(f"- Idle RSS ≤ {TARGET_RSS_IDLE_MB} MB: {verdict(mem.idle_mb, TARGET_RSS_IDLE_MB, 'MB')} — of the process serving "
+                   "(see the layout above: the native executable when the wheel bundles it, else the Python interpreter hosting the server)")
     st, ds = res.stream("ferrogate"), res.stream("direct")
     if st and ds and not st.note:
         out.append(f"- Streaming time to first token, added p99 ≤ {TARGET_TTFT_ADDED_P99_US} µs: {verdict(st.ttfb_p99_us - ds.ttfb_p99_us, TARGET_TTFT_ADDED_P99_US, 'µs')}")
