@@ -1,4 +1,4 @@
-"""Helpers shared by the overhead benchmarks (plugins.py, observability.py)."""
+"""Helpers shared by the Python benchmarks (inprocess.py, plugins.py, observability.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def free_port() -> int:
 def wait_up(url: str) -> None:
     for _ in range(400):
         try:
-            urllib.request.urlopen(f"{url}/health")
+            urllib.request.urlopen(f"{url}/health", timeout=1)
             return
         except OSError:
             time.sleep(0.05)

@@ -520,6 +520,31 @@ mod per_core {
     use super::*;
     use ferrogate::server::per_core;
 
+    async fn mock(latency: Duration) -> RunningMock {
+        RunningMock::start(
+            MockOptions {
+                api_key: Some(KEY.into()),
+                latency,
+                ..Default::default()
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A shutdown future and the sender that resolves it.
+    fn stop_signal() -> (
+        tokio::sync::oneshot::Sender<()>,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        (stop, async move {
+            let _ = stopped.await;
+        })
+    }
+
     fn gateway(mock: &RunningMock) -> Gateway {
         Gateway::new(
             Config::from_value(json!({
@@ -532,26 +557,14 @@ mod per_core {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn serves_concurrent_connections_and_drains_on_shutdown() {
-        let mock = RunningMock::start(
-            MockOptions {
-                api_key: Some(KEY.into()),
-                latency: Duration::from_millis(300),
-                ..Default::default()
-            },
-            "127.0.0.1",
-            0,
-        )
-        .await
-        .unwrap();
+        let mock = mock(Duration::from_millis(300)).await;
         let listeners = per_core::bind("127.0.0.1", 0, 2).unwrap();
         let url = format!("http://{}/v1/chat/completions", listeners.addr);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stopped) = stop_signal();
         let server = tokio::spawn(per_core::serve(
             gateway(&mock),
             listeners,
-            async move {
-                let _ = stopped.await;
-            },
+            stopped,
             Duration::from_secs(5),
         ));
         let body = json!({"model": "openai/gpt-4o-mini", "messages": user("hi")}).to_string();
@@ -600,25 +613,14 @@ mod per_core {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn work_stealing_model_serves_from_one_socket() {
-        let mock = RunningMock::start(
-            MockOptions {
-                api_key: Some(KEY.into()),
-                ..Default::default()
-            },
-            "127.0.0.1",
-            0,
-        )
-        .await
-        .unwrap();
+        let mock = mock(Duration::ZERO).await;
         let listeners = per_core::bind("127.0.0.1", 0, 1).unwrap();
         let url = format!("http://{}/v1/chat/completions", listeners.addr);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop, stopped) = stop_signal();
         let server = tokio::spawn(per_core::serve_shared(
             gateway(&mock),
             listeners,
-            async move {
-                let _ = stopped.await;
-            },
+            stopped,
             Duration::from_secs(5),
         ));
         let resp = reqwest::Client::new()
