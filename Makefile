@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: serve test build setup test-rust test-python lint fmt clean bench-failover bench-plugins bench-observability bench-inprocess bench
+.PHONY: serve test build setup test-rust test-python lint fmt clean bench-failover bench-plugins bench-observability bench-inprocess bench bench-instructions
 
 ## Create the virtualenv with the build and test tools.
 $(DEPS): pyproject.toml Makefile
@@ -59,6 +59,12 @@ bench-observability: build
 bench: build
 	VENV_BIN=$(BIN) scripts/install-bench-tools.sh
 	$(BIN)/python benches/server_load.py $(ARGS)
+
+## User-space instructions per request under callgrind (deterministic: for comparing builds on a
+## noisy machine). `make bench-instructions ARGS="old-binary target/release/ferrogate"` compares.
+bench-instructions: build
+	VENV_BIN=$(BIN) scripts/install-bench-tools.sh
+	benches/instructions.sh $(ARGS)
 
 ## In-process: ferrogate.completion vs the openai SDK direct vs LiteLLM (own venv), latency, throughput, import cost.
 bench-inprocess: build

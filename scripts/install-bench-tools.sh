@@ -3,6 +3,7 @@
 #   nginx       the one-proxy-hop baseline (Debian's /usr/sbin/nginx)
 #   oha         the load generator (~/.cargo/bin/oha)
 #   matplotlib  the plot, in the project's virtualenv
+#   valgrind    callgrind, for the instruction counts of benches/instructions.sh
 # Idempotent: installs only what is missing, so it is cheap to run before every benchmark.
 # VENV_BIN (default .venv/bin) is the virtualenv's bin directory.
 set -euo pipefail
@@ -27,6 +28,14 @@ if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
         $SUDO service nginx stop >/dev/null 2>&1 || true
         command -v update-rc.d >/dev/null && $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
     fi
+fi
+
+# valgrind (callgrind) for benches/instructions.sh; present on most machines of this kind.
+if ! command -v valgrind >/dev/null; then
+    echo "install-bench-tools: installing valgrind" >&2
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq valgrind >/dev/null
 fi
 
 if ! command -v oha >/dev/null && [ ! -x "$HOME/.cargo/bin/oha" ]; then

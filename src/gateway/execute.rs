@@ -245,7 +245,8 @@ impl<'a> Run<'a> {
             let started = Instant::now();
             let (result, winner, winner_key, upstream) = match route.hedge {
                 Some(after) if route.deployments.len() > 1 => {
-                    self.hedged(op, route, idx, key, &call, after, &tried).await
+                    // Boxed: it holds two attempts' futures (see below).
+                    Box::pin(self.hedged(op, route, idx, key, &call, after, &tried)).await
                 }
                 _ => {
                     let span = otel::attempt_span(
@@ -254,7 +255,10 @@ impl<'a> Run<'a> {
                         &dep.name,
                         key.name().as_deref(),
                     );
-                    let r = op.attempt(&call, &dep.model).instrument(span.clone()).await;
+                    // Boxed for the same reason as the request's future (Gateway::chat).
+                    let r = Box::pin(op.attempt(&call, &dep.model))
+                        .instrument(span.clone())
+                        .await;
                     if let Err(e) = &r {
                         span.record("error.type", e.kind.as_str());
                         span.record("otel.status_code", "ERROR");

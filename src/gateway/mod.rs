@@ -338,7 +338,12 @@ impl Gateway {
         opts: &RequestOptions,
     ) -> Result<Served<ChatResponse>> {
         let (opts, span) = begin(opts, "chat", &req.model);
-        let result = self.chat_inner(req, opts).instrument(span.clone()).await;
+        // Boxed: the request's whole state machine (routing, attempts, the upstream call) is several
+        // KB, and every future that embeds it is copied as a whole each time it is moved (by the
+        // HTTP server boxing the handler, by `instrument`, by each caller's await).
+        let result = Box::pin(self.chat_inner(req, opts))
+            .instrument(span.clone())
+            .await;
         record_outcome(&span, result.as_ref().map(|s| &s.meta));
         result
     }
@@ -351,8 +356,7 @@ impl Gateway {
         opts: &RequestOptions,
     ) -> Result<Served<ChunkStream>> {
         let (opts, span) = begin(opts, "chat", &req.model);
-        let result = self
-            .chat_stream_inner(req, opts)
+        let result = Box::pin(self.chat_stream_inner(req, opts))
             .instrument(span.clone())
             .await;
         record_outcome(&span, result.as_ref().map(|s| &s.meta));
@@ -371,8 +375,7 @@ impl Gateway {
         opts: &RequestOptions,
     ) -> Result<Served<EmbeddingResponse>> {
         let (opts, span) = begin(opts, "embeddings", &req.model);
-        let result = self
-            .embeddings_inner(req, opts)
+        let result = Box::pin(self.embeddings_inner(req, opts))
             .instrument(span.clone())
             .await;
         record_outcome(&span, result.as_ref().map(|s| &s.meta));

@@ -34,6 +34,10 @@ fn build_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
+        // Retries belong to the gateway's attempt loop, which counts them, reports them and keeps
+        // them within the request's deadline. The client's own retry layer would also copy every
+        // request's headers up front in case it retries.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .user_agent(concat!("ferrogate/", env!("CARGO_PKG_VERSION")))
         .build()
 }

@@ -1,16 +1,21 @@
 //! Prometheus metrics. Recording goes through the `metrics` facade into
-//! `metrics-exporter-prometheus`, whose handles are atomics once a label set has been seen: no
-//! lock on the request path. Gauges that describe state (health, queue depth) are computed at
-//! scrape time instead of being kept up to date on every request.
+//! `metrics-exporter-prometheus`, whose handles are atomics once a label set has been seen.
+//! Finding the handle of a label set through the facade builds a key (label vectors, string
+//! copies), hashes it and takes a registry lock; the request path instead keeps the handles it has
+//! used in a per-thread cache ([`cached_handle`]). Gauges that describe state (health, queue depth) are
+//! computed at scrape time instead of being kept up to date on every request.
 //!
 //! Names follow Prometheus conventions: `ferrogate_` prefix, base units (seconds, USD), `_total`
 //! for counters.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -157,29 +162,136 @@ pub struct RequestDone<'a> {
     pub custom: &'a [(String, String)],
 }
 
-pub fn request_done(r: &RequestDone<'_>) {
-    let provider: metrics::SharedString = r
-        .provider
-        .map(|p| p.clone().into())
-        .unwrap_or_else(|| "none".into());
-    let mut labels = vec![
-        ("endpoint", metrics::SharedString::from(r.endpoint)),
-        ("model", r.model.to_string().into()),
-        ("provider", provider),
-        ("status", status_label(r.status)),
-        ("stream", if r.stream { "true" } else { "false" }.into()),
-    ];
-    for (k, v) in r.custom {
-        labels.push((label_name(k), v.clone().into()));
+/// Label sets a thread remembers handles for, per kind of handle. A bound, because label values
+/// can come from clients (custom header labels): past it, handles are looked up every time.
+const MAX_CACHED_HANDLES: usize = 4096;
+
+/// The handles one thread has used, by metric name and label values.
+struct HandleCache<H> {
+    /// Reused buffer for the lookup key: no allocation once a label set has been seen.
+    key: String,
+    handles: HashMap<String, H>,
+}
+
+impl<H: Clone> HandleCache<H> {
+    fn new() -> Self {
+        HandleCache {
+            key: String::new(),
+            handles: HashMap::new(),
+        }
     }
-    let labels: Vec<metrics::Label> = labels
+
+    fn set_key(&mut self, parts: &[&str]) {
+        self.key.clear();
+        for part in parts {
+            // NUL cannot be confused with label text, so distinct label sets give distinct keys.
+            self.key.push_str(part);
+            self.key.push('\0');
+        }
+    }
+
+    fn lookup(&mut self, parts: &[&str]) -> Option<H> {
+        self.set_key(parts);
+        self.handles.get(self.key.as_str()).cloned()
+    }
+
+    fn remember(&mut self, parts: &[&str], handle: &H) {
+        if self.handles.len() < MAX_CACHED_HANDLES {
+            self.set_key(parts);
+            self.handles.insert(self.key.clone(), handle.clone());
+        }
+    }
+}
+
+thread_local! {
+    static COUNTERS: RefCell<HandleCache<Counter>> = RefCell::new(HandleCache::new());
+    static HISTOGRAMS: RefCell<HandleCache<Histogram>> = RefCell::new(HandleCache::new());
+    static GAUGES: RefCell<HandleCache<Gauge>> = RefCell::new(HandleCache::new());
+}
+
+/// The kinds of handle [`cached`] keeps.
+trait Cached: Clone + 'static {
+    fn cache() -> &'static std::thread::LocalKey<RefCell<HandleCache<Self>>>;
+}
+
+impl Cached for Counter {
+    fn cache() -> &'static std::thread::LocalKey<RefCell<HandleCache<Self>>> {
+        &COUNTERS
+    }
+}
+
+impl Cached for Histogram {
+    fn cache() -> &'static std::thread::LocalKey<RefCell<HandleCache<Self>>> {
+        &HISTOGRAMS
+    }
+}
+
+impl Cached for Gauge {
+    fn cache() -> &'static std::thread::LocalKey<RefCell<HandleCache<Self>>> {
+        &GAUGES
+    }
+}
+
+/// The handle for the label set `parts` (the metric's name, then its label values in the order
+/// its call site always uses), made by `make` the first time this thread asks.
+///
+/// Only once [`install`] has run: a global recorder can be set only once, so from then on the
+/// handle the facade returns for a label set never changes. Before, the facade hands out no-op
+/// handles, which must not be kept.
+fn cached_handle<H: Cached>(parts: &[&str], make: impl FnOnce() -> H) -> H {
+    if HANDLE.get().is_none() {
+        return make();
+    }
+    // `try_`: a thread being torn down has no cache left; it looks the handle up.
+    let found = H::cache()
+        .try_with(|cache| cache.try_borrow_mut().ok()?.lookup(parts))
+        .ok()
+        .flatten();
+    if let Some(handle) = found {
+        return handle;
+    }
+    let handle = make();
+    let _ = H::cache().try_with(|cache| {
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            cache.remember(parts, &handle);
+        }
+    });
+    handle
+}
+
+pub fn request_done(r: &RequestDone<'_>) {
+    let status = status_label(r.status);
+    let stream = if r.stream { "true" } else { "false" };
+    let provider: &str = r.provider.map_or("none", |p| p);
+    let labels = |with_status: bool| {
+        let mut labels = vec![
+            metrics::Label::new("endpoint", r.endpoint),
+            metrics::Label::new("model", r.model.to_string()),
+            metrics::Label::new("provider", provider.to_string()),
+        ];
+        if with_status {
+            labels.push(metrics::Label::new("status", status.clone()));
+        }
+        labels.push(metrics::Label::new("stream", stream));
+        for (k, v) in r.custom {
+            labels.push(metrics::Label::new(label_name(k), v.clone()));
+        }
+        labels
+    };
+    let custom = r.custom.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+    let counter_key: Vec<&str> = [REQUESTS, r.endpoint, r.model, provider, stream, &status]
         .into_iter()
-        .map(|(k, v)| metrics::Label::new(k, v))
+        .chain(custom.clone())
         .collect();
-    counter!(REQUESTS, labels.clone()).increment(1);
-    let without_status: Vec<metrics::Label> =
-        labels.into_iter().filter(|l| l.key() != "status").collect();
-    histogram!(REQUEST_DURATION, without_status).record(r.duration.as_secs_f64());
+    cached_handle(&counter_key, || counter!(REQUESTS, labels(true))).increment(1);
+    let histogram_key: Vec<&str> = [REQUEST_DURATION, r.endpoint, r.model, provider, stream]
+        .into_iter()
+        .chain(custom)
+        .collect();
+    cached_handle(&histogram_key, || {
+        histogram!(REQUEST_DURATION, labels(false))
+    })
+    .record(r.duration.as_secs_f64());
 }
 
 /// A custom label's name must be a static string for the metrics facade; names come from the
@@ -208,10 +320,14 @@ pub fn attempt(
     outcome: &'static str,
     duration: Duration,
 ) {
-    counter!(UPSTREAM_REQUESTS, "provider" => provider.clone(), "deployment" => deployment.clone(), "outcome" => outcome)
-        .increment(1);
-    histogram!(UPSTREAM_DURATION, "provider" => provider.clone(), "deployment" => deployment.clone())
-        .record(duration.as_secs_f64());
+    cached_handle(&[UPSTREAM_REQUESTS, provider, deployment, outcome], || {
+        counter!(UPSTREAM_REQUESTS, "provider" => provider.clone(), "deployment" => deployment.clone(), "outcome" => outcome)
+    })
+    .increment(1);
+    cached_handle(&[UPSTREAM_DURATION, provider, deployment], || {
+        histogram!(UPSTREAM_DURATION, "provider" => provider.clone(), "deployment" => deployment.clone())
+    })
+    .record(duration.as_secs_f64());
 }
 
 pub fn retry(provider: &Arc<str>, deployment: &Arc<str>, reason: &'static str) {
@@ -223,7 +339,11 @@ pub fn fallback(model: &str, fallback_index: u32) {
 }
 
 pub fn key_selected(provider: &Arc<str>, key: &Arc<str>) {
-    counter!(KEY_SELECTIONS, "provider" => provider.clone(), "key" => key.clone()).increment(1);
+    cached_handle(
+        &[KEY_SELECTIONS, provider, key],
+        || counter!(KEY_SELECTIONS, "provider" => provider.clone(), "key" => key.clone()),
+    )
+    .increment(1);
 }
 
 pub fn queue_wait(provider: &Arc<str>, waited: Duration) {
@@ -233,14 +353,21 @@ pub fn queue_wait(provider: &Arc<str>, waited: Duration) {
 pub fn tokens(provider: &Arc<str>, model: &str, input: u64, output: u64, cached: u64) {
     for (kind, n) in [("input", input), ("output", output), ("cached", cached)] {
         if n > 0 {
-            counter!(TOKENS, "provider" => provider.clone(), "model" => model.to_string(), "kind" => kind).increment(n);
+            cached_handle(&[TOKENS, provider, model, kind], || {
+                counter!(TOKENS, "provider" => provider.clone(), "model" => model.to_string(), "kind" => kind)
+            })
+            .increment(n);
         }
     }
 }
 
 pub fn cost(provider: &Arc<str>, model: &str, usd: f64) {
     if usd > 0.0 {
-        gauge!(COST, "provider" => provider.clone(), "model" => model.to_string()).increment(usd);
+        cached_handle(
+            &[COST, provider, model],
+            || gauge!(COST, "provider" => provider.clone(), "model" => model.to_string()),
+        )
+        .increment(usd);
     }
 }
 
@@ -259,7 +386,12 @@ pub fn plugin_failure(plugin: &str, hook: &'static str) {
 }
 
 pub fn http(route: &'static str, status: u16) {
-    counter!(HTTP_REQUESTS, "route" => route, "status" => status_label(status)).increment(1);
+    let status = status_label(status);
+    cached_handle(
+        &[HTTP_REQUESTS, route, &status],
+        || counter!(HTTP_REQUESTS, "route" => route, "status" => status.clone()),
+    )
+    .increment(1);
 }
 
 pub fn log_store(written: u64, dropped: u64) {
@@ -303,5 +435,34 @@ pub fn set_state_gauges(gateway: &crate::gateway::Gateway) {
             gauge!(QUEUE_DEPTH, "provider" => p.name.clone()).set(p.gate.queued() as f64);
             gauge!(IN_FLIGHT, "provider" => p.name.clone()).set(p.gate.in_flight() as f64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_cache_tells_label_sets_apart() {
+        let mut cache: HandleCache<u32> = HandleCache::new();
+        assert_eq!(cache.lookup(&["m", "a", "bc"]), None);
+        cache.remember(&["m", "a", "bc"], &1);
+        // Same text, split differently: another label set.
+        assert_eq!(cache.lookup(&["m", "ab", "c"]), None);
+        cache.remember(&["m", "ab", "c"], &2);
+        assert_eq!(cache.lookup(&["m", "a", "bc"]), Some(1));
+        assert_eq!(cache.lookup(&["m", "ab", "c"]), Some(2));
+        assert_eq!(cache.lookup(&["other", "a", "bc"]), None);
+    }
+
+    #[test]
+    fn handle_cache_is_bounded() {
+        let mut cache: HandleCache<usize> = HandleCache::new();
+        for i in 0..MAX_CACHED_HANDLES + 10 {
+            cache.remember(&["m", &i.to_string()], &i);
+        }
+        assert_eq!(cache.handles.len(), MAX_CACHED_HANDLES);
+        assert_eq!(cache.lookup(&["m", "0"]), Some(0));
+        assert_eq!(cache.lookup(&["m", &MAX_CACHED_HANDLES.to_string()]), None);
     }
 }

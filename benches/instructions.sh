@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Instructions per request: `ferrogate serve` (one worker thread) runs under valgrind's callgrind
+# while oha sends REQUESTS chat completions one at a time, plain and streamed, through it to the
+# zero-latency mock upstream. Counts user-space instructions only (the kernel's share of sockets
+# and wake-ups is not in them), and the count is the same from run to run whatever else the
+# machine is doing: the measure to compare two builds with on a shared, noisy machine, where
+# wall-clock figures move by more than a small change does.
+#
+# Usage: benches/instructions.sh [BINARY...]   (default: target/release/ferrogate)
+# With several binaries, each is measured in turn and compared with the first.
+# REQUESTS (default 2000) requests are counted after 300 unmeasured ones.
+# Writes bench-results/instructions.json; `callgrind_annotate` reads the profiles it keeps there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${REQUESTS:-2000}
+WARMUP=300
+OUT=${OUT:-bench-results}
+PORT_MOCK=${PORT_MOCK:-19501}; PORT_GW=${PORT_GW:-19500}
+export PATH="$PATH:$HOME/.cargo/bin"
+if [ $# -eq 0 ]; then set -- target/release/ferrogate; fi
+for tool in valgrind callgrind_control callgrind_annotate oha curl; do
+    command -v "$tool" >/dev/null || { echo "instructions: $tool is missing (make bench-instructions installs it)" >&2; exit 1; }
+done
+for bin in "$@"; do [ -x "$bin" ] || { echo "instructions: no executable at $bin" >&2; exit 1; }; done
+mkdir -p "$OUT"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_up() {
+    for _ in $(seq 600); do curl -fs "http://127.0.0.1:$1/health" >/dev/null && return 0; sleep 0.1; done
+    echo "instructions: port $1 did not come up" >&2; exit 1
+}
+
+"$1" mock-upstream --port "$PORT_MOCK" 2>/dev/null & pids+=($!)
+wait_up "$PORT_MOCK"
+cat > "$work/config.json" <<JSON
+{"providers": {"openai": {"base_url": "http://127.0.0.1:$PORT_MOCK/v1", "api_key": "sk-bench"}},
+ "logging": {"level": "warn"}, "telemetry": {"log_store": {"enabled": false}}}
+JSON
+
+body() { printf '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16,"stream":%s}' "$1"; }
+send() { # send N STREAM
+    oha --no-tui -m POST -T application/json -d "$(body "$2")" -n "$1" -c 1 \
+        "http://127.0.0.1:$PORT_GW/v1/chat/completions" | grep -q "Success rate:.*100.00%" \
+        || { echo "instructions: requests through the gateway failed" >&2; exit 1; }
+}
+# Instructions recorded since the last zeroing: dumps the profile and reads its total.
+dump_total() { # dump_total PID NAME
+    callgrind_control -d "$1" >/dev/null
+    local f; f=$(ls -t "$work"/callgrind.out.*.* 2>/dev/null | head -1)
+    for _ in $(seq 50); do [ -n "$f" ] && break; sleep 0.1; f=$(ls -t "$work"/callgrind.out.*.* 2>/dev/null | head -1); done
+    cp "$f" "$OUT/callgrind.$2"
+    rm -f "$f"
+    callgrind_annotate "$OUT/callgrind.$2" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}'
+}
+
+results=()
+for bin in "$@"; do
+    name=$(basename "$(dirname "$bin")")-$(basename "$bin")
+    valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" \
+        "$bin" serve --config "$work/config.json" --port "$PORT_GW" --threads 1 >"$work/gw.log" 2>&1 &
+    vg=$!; pids+=($vg)
+    wait_up "$PORT_GW"
+    send "$WARMUP" false; send "$WARMUP" true
+    callgrind_control -z "$vg" >/dev/null
+    send "$REQUESTS" false
+    plain=$(dump_total "$vg" "$name.plain")
+    callgrind_control -z "$vg" >/dev/null
+    send "$REQUESTS" true
+    streamed=$(dump_total "$vg" "$name.stream")
+    kill -9 "$vg" 2>/dev/null || true
+    wait "$vg" 2>/dev/null || true
+    results+=("$bin $((plain / REQUESTS)) $((streamed / REQUESTS))")
+done
+
+python3 - "$OUT/instructions.json" "$REQUESTS" "${results[@]}" <<'PY'
+import json, sys
+out, requests, rows = sys.argv[1], int(sys.argv[2]), [r.rsplit(" ", 2) for r in sys.argv[3:]]
+base_plain, base_stream = int(rows[0][1]), int(rows[0][2])
+report = []
+print(f"user-space instructions per request (callgrind, one worker thread, {requests} requests one at a time)")
+print(f"{'binary':<48} {'chat':>10} {'ratio':>6} {'streamed':>10} {'ratio':>6}")
+for path, plain, stream in rows:
+    plain, stream = int(plain), int(stream)
+    report.append({"binary": path, "chat": plain, "chat_streamed": stream,
+                   "ratio_chat": plain / base_plain, "ratio_streamed": stream / base_stream})
+    print(f"{path:<48} {plain:>10,} {plain / base_plain:>6.3f} {stream:>10,} {stream / base_stream:>6.3f}")
+json.dump({"requests": requests, "results": report}, open(out, "w"), indent=2)
+PY
