@@ -33,7 +33,7 @@ wait_up() {
     echo "instructions: port $1 did not come up" >&2; exit 1
 }
 
-"$1" mock-upstream --port "$PORT_MOCK" 2>/dev/null & pids+=($!)
+"$1" mock-upstream --port "$PORT_MOCK" 2>/dev/null & pids+=($!); disown
 wait_up "$PORT_MOCK"
 cat > "$work/config.json" <<JSON
 {"providers": {"openai": {"base_url": "http://127.0.0.1:$PORT_MOCK/v1", "api_key": "sk-bench"}},
@@ -42,13 +42,15 @@ JSON
 
 body() { printf '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16,"stream":%s}' "$1"; }
 send() { # send N STREAM
-    oha --no-tui -m POST -T application/json -d "$(body "$2")" -n "$1" -c 1 \
-        "http://127.0.0.1:$PORT_GW/v1/chat/completions" | grep -q "Success rate:.*100.00%" \
-        || { echo "instructions: requests through the gateway failed" >&2; exit 1; }
+    local report
+    report=$(oha --no-tui -m POST -T application/json -d "$(body "$2")" -n "$1" -c 1 \
+        "http://127.0.0.1:$PORT_GW/v1/chat/completions")
+    grep -q "Success rate:.*100.00%" <<<"$report" \
+        || { echo "instructions: requests through the gateway failed:" >&2; echo "$report" >&2; exit 1; }
 }
 # Instructions recorded since the last zeroing: dumps the profile and reads its total.
 dump_total() { # dump_total PID NAME
-    callgrind_control -d "$1" >/dev/null
+    callgrind_control -d "$1" >/dev/null 2>&1
     local f; f=$(ls -t "$work"/callgrind.out.*.* 2>/dev/null | head -1)
     for _ in $(seq 50); do [ -n "$f" ] && break; sleep 0.1; f=$(ls -t "$work"/callgrind.out.*.* 2>/dev/null | head -1); done
     cp "$f" "$OUT/callgrind.$2"
@@ -64,10 +66,10 @@ for bin in "$@"; do
     vg=$!; pids+=($vg)
     wait_up "$PORT_GW"
     send "$WARMUP" false; send "$WARMUP" true
-    callgrind_control -z "$vg" >/dev/null
+    callgrind_control -z "$vg" >/dev/null 2>&1
     send "$REQUESTS" false
     plain=$(dump_total "$vg" "$name.plain")
-    callgrind_control -z "$vg" >/dev/null
+    callgrind_control -z "$vg" >/dev/null 2>&1
     send "$REQUESTS" true
     streamed=$(dump_total "$vg" "$name.stream")
     kill -9 "$vg" 2>/dev/null || true

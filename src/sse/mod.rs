@@ -55,9 +55,7 @@ impl SseDecoder {
                 }
                 self.pending_cr = false;
             }
-            let pos = self.buf[self.scanned..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r');
+            let pos = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..]);
             let Some(rel) = pos else {
                 self.scanned = self.buf.len();
                 return None;
@@ -102,7 +100,12 @@ impl SseDecoder {
             }
             None => (line, &b""[..]),
         };
-        let value = String::from_utf8_lossy(value);
+        // Checked as UTF-8 first: much cheaper than the lossy conversion, which only invalid
+        // bytes need.
+        let value = match std::str::from_utf8(value) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match field {
             b"data" => {
                 if self.has_data {

@@ -372,13 +372,18 @@ pub fn cost(provider: &Arc<str>, model: &str, usd: f64) {
 }
 
 pub fn time_to_first_token(provider: &Arc<str>, model: &str, t: Duration) {
-    histogram!(TIME_TO_FIRST_TOKEN, "provider" => provider.clone(), "model" => model.to_string())
-        .record(t.as_secs_f64());
+    cached_handle(&[TIME_TO_FIRST_TOKEN, provider, model], || {
+        histogram!(TIME_TO_FIRST_TOKEN, "provider" => provider.clone(), "model" => model.to_string())
+    })
+    .record(t.as_secs_f64());
 }
 
 pub fn inter_token(provider: &Arc<str>, model: &str, t: Duration) {
-    histogram!(INTER_TOKEN_LATENCY, "provider" => provider.clone(), "model" => model.to_string())
-        .record(t.as_secs_f64());
+    // Once per streamed chunk: the hottest of the metrics.
+    cached_handle(&[INTER_TOKEN_LATENCY, provider, model], || {
+        histogram!(INTER_TOKEN_LATENCY, "provider" => provider.clone(), "model" => model.to_string())
+    })
+    .record(t.as_secs_f64());
 }
 
 pub fn plugin_failure(plugin: &str, hook: &'static str) {
