@@ -10,16 +10,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV_BIN="${VENV_BIN:-.venv/bin}"
 export PATH="$PATH:$HOME/.cargo/bin:/usr/sbin"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+apt_install() {
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
 
 if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
     echo "install-bench-tools: installing nginx" >&2
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
     # nginx-light is the smallest build on Debian (bookworm: a transitional package pulling
     # nginx); newer releases have only `nginx`.
     pkg=nginx
     if apt-cache show nginx-light >/dev/null 2>&1; then pkg=nginx-light; fi
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" >/dev/null
+    apt_install "$pkg"
     # The benchmark runs its own nginx with its own config in a temporary directory; the
     # packaged service (started by the package where there is an init system) is not wanted.
     if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
@@ -33,9 +36,7 @@ fi
 # valgrind (callgrind) for benches/instructions.sh; present on most machines of this kind.
 if ! command -v valgrind >/dev/null; then
     echo "install-bench-tools: installing valgrind" >&2
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq valgrind >/dev/null
+    apt_install valgrind
 fi
 
 if ! command -v oha >/dev/null && [ ! -x "$HOME/.cargo/bin/oha" ]; then

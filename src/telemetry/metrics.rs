@@ -181,7 +181,7 @@ impl<H: Clone> HandleCache<H> {
         }
     }
 
-    fn set_key(&mut self, parts: &[&str]) {
+    fn set_key<'p>(&mut self, parts: impl IntoIterator<Item = &'p str>) {
         self.key.clear();
         for part in parts {
             // NUL cannot be confused with label text, so distinct label sets give distinct keys.
@@ -190,12 +190,12 @@ impl<H: Clone> HandleCache<H> {
         }
     }
 
-    fn lookup(&mut self, parts: &[&str]) -> Option<H> {
+    fn lookup<'p>(&mut self, parts: impl IntoIterator<Item = &'p str>) -> Option<H> {
         self.set_key(parts);
         self.handles.get(self.key.as_str()).cloned()
     }
 
-    fn remember(&mut self, parts: &[&str], handle: &H) {
+    fn remember<'p>(&mut self, parts: impl IntoIterator<Item = &'p str>, handle: &H) {
         if self.handles.len() < MAX_CACHED_HANDLES {
             self.set_key(parts);
             self.handles.insert(self.key.clone(), handle.clone());
@@ -209,7 +209,7 @@ thread_local! {
     static GAUGES: RefCell<HandleCache<Gauge>> = RefCell::new(HandleCache::new());
 }
 
-/// The kinds of handle [`cached`] keeps.
+/// The kinds of handle [`cached_handle`] keeps.
 trait Cached: Clone + 'static {
     fn cache() -> &'static std::thread::LocalKey<RefCell<HandleCache<Self>>>;
 }
@@ -238,13 +238,16 @@ impl Cached for Gauge {
 /// Only once [`install`] has run: a global recorder can be set only once, so from then on the
 /// handle the facade returns for a label set never changes. Before, the facade hands out no-op
 /// handles, which must not be kept.
-fn cached_handle<H: Cached>(parts: &[&str], make: impl FnOnce() -> H) -> H {
+fn cached_handle<'p, H: Cached>(
+    parts: impl IntoIterator<Item = &'p str> + Clone,
+    make: impl FnOnce() -> H,
+) -> H {
     if HANDLE.get().is_none() {
         return make();
     }
     // `try_`: a thread being torn down has no cache left; it looks the handle up.
     let found = H::cache()
-        .try_with(|cache| cache.try_borrow_mut().ok()?.lookup(parts))
+        .try_with(|cache| cache.try_borrow_mut().ok()?.lookup(parts.clone()))
         .ok()
         .flatten();
     if let Some(handle) = found {
@@ -279,16 +282,14 @@ pub fn request_done(r: &RequestDone<'_>) {
         labels
     };
     let custom = r.custom.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
-    let counter_key: Vec<&str> = [REQUESTS, r.endpoint, r.model, provider, stream, &status]
+    let counter_key = [REQUESTS, r.endpoint, r.model, provider, stream, &status]
         .into_iter()
-        .chain(custom.clone())
-        .collect();
-    cached_handle(&counter_key, || counter!(REQUESTS, labels(true))).increment(1);
-    let histogram_key: Vec<&str> = [REQUEST_DURATION, r.endpoint, r.model, provider, stream]
+        .chain(custom.clone());
+    cached_handle(counter_key, || counter!(REQUESTS, labels(true))).increment(1);
+    let histogram_key = [REQUEST_DURATION, r.endpoint, r.model, provider, stream]
         .into_iter()
-        .chain(custom)
-        .collect();
-    cached_handle(&histogram_key, || {
+        .chain(custom);
+    cached_handle(histogram_key, || {
         histogram!(REQUEST_DURATION, labels(false))
     })
     .record(r.duration.as_secs_f64());
@@ -320,11 +321,11 @@ pub fn attempt(
     outcome: &'static str,
     duration: Duration,
 ) {
-    cached_handle(&[UPSTREAM_REQUESTS, provider, deployment, outcome], || {
+    cached_handle([UPSTREAM_REQUESTS, provider, deployment, outcome], || {
         counter!(UPSTREAM_REQUESTS, "provider" => provider.clone(), "deployment" => deployment.clone(), "outcome" => outcome)
     })
     .increment(1);
-    cached_handle(&[UPSTREAM_DURATION, provider, deployment], || {
+    cached_handle([UPSTREAM_DURATION, provider, deployment], || {
         histogram!(UPSTREAM_DURATION, "provider" => provider.clone(), "deployment" => deployment.clone())
     })
     .record(duration.as_secs_f64());
@@ -340,20 +341,24 @@ pub fn fallback(model: &str, fallback_index: u32) {
 
 pub fn key_selected(provider: &Arc<str>, key: &Arc<str>) {
     cached_handle(
-        &[KEY_SELECTIONS, provider, key],
+        [KEY_SELECTIONS, provider, key],
         || counter!(KEY_SELECTIONS, "provider" => provider.clone(), "key" => key.clone()),
     )
     .increment(1);
 }
 
 pub fn queue_wait(provider: &Arc<str>, waited: Duration) {
-    histogram!(QUEUE_WAIT, "provider" => provider.clone()).record(waited.as_secs_f64());
+    cached_handle(
+        [QUEUE_WAIT, provider],
+        || histogram!(QUEUE_WAIT, "provider" => provider.clone()),
+    )
+    .record(waited.as_secs_f64());
 }
 
 pub fn tokens(provider: &Arc<str>, model: &str, input: u64, output: u64, cached: u64) {
     for (kind, n) in [("input", input), ("output", output), ("cached", cached)] {
         if n > 0 {
-            cached_handle(&[TOKENS, provider, model, kind], || {
+            cached_handle([TOKENS, provider, model, kind], || {
                 counter!(TOKENS, "provider" => provider.clone(), "model" => model.to_string(), "kind" => kind)
             })
             .increment(n);
@@ -364,7 +369,7 @@ pub fn tokens(provider: &Arc<str>, model: &str, input: u64, output: u64, cached:
 pub fn cost(provider: &Arc<str>, model: &str, usd: f64) {
     if usd > 0.0 {
         cached_handle(
-            &[COST, provider, model],
+            [COST, provider, model],
             || gauge!(COST, "provider" => provider.clone(), "model" => model.to_string()),
         )
         .increment(usd);
@@ -372,7 +377,7 @@ pub fn cost(provider: &Arc<str>, model: &str, usd: f64) {
 }
 
 pub fn time_to_first_token(provider: &Arc<str>, model: &str, t: Duration) {
-    cached_handle(&[TIME_TO_FIRST_TOKEN, provider, model], || {
+    cached_handle([TIME_TO_FIRST_TOKEN, provider, model], || {
         histogram!(TIME_TO_FIRST_TOKEN, "provider" => provider.clone(), "model" => model.to_string())
     })
     .record(t.as_secs_f64());
@@ -380,7 +385,7 @@ pub fn time_to_first_token(provider: &Arc<str>, model: &str, t: Duration) {
 
 pub fn inter_token(provider: &Arc<str>, model: &str, t: Duration) {
     // Once per streamed chunk: the hottest of the metrics.
-    cached_handle(&[INTER_TOKEN_LATENCY, provider, model], || {
+    cached_handle([INTER_TOKEN_LATENCY, provider, model], || {
         histogram!(INTER_TOKEN_LATENCY, "provider" => provider.clone(), "model" => model.to_string())
     })
     .record(t.as_secs_f64());
@@ -393,7 +398,7 @@ pub fn plugin_failure(plugin: &str, hook: &'static str) {
 pub fn http(route: &'static str, status: u16) {
     let status = status_label(status);
     cached_handle(
-        &[HTTP_REQUESTS, route, &status],
+        [HTTP_REQUESTS, route, &status],
         || counter!(HTTP_REQUESTS, "route" => route, "status" => status.clone()),
     )
     .increment(1);
@@ -450,24 +455,27 @@ mod tests {
     #[test]
     fn handle_cache_tells_label_sets_apart() {
         let mut cache: HandleCache<u32> = HandleCache::new();
-        assert_eq!(cache.lookup(&["m", "a", "bc"]), None);
-        cache.remember(&["m", "a", "bc"], &1);
+        assert_eq!(cache.lookup(["m", "a", "bc"]), None);
+        cache.remember(["m", "a", "bc"], &1);
         // Same text, split differently: another label set.
-        assert_eq!(cache.lookup(&["m", "ab", "c"]), None);
-        cache.remember(&["m", "ab", "c"], &2);
-        assert_eq!(cache.lookup(&["m", "a", "bc"]), Some(1));
-        assert_eq!(cache.lookup(&["m", "ab", "c"]), Some(2));
-        assert_eq!(cache.lookup(&["other", "a", "bc"]), None);
+        assert_eq!(cache.lookup(["m", "ab", "c"]), None);
+        cache.remember(["m", "ab", "c"], &2);
+        assert_eq!(cache.lookup(["m", "a", "bc"]), Some(1));
+        assert_eq!(cache.lookup(["m", "ab", "c"]), Some(2));
+        assert_eq!(cache.lookup(["other", "a", "bc"]), None);
     }
 
     #[test]
     fn handle_cache_is_bounded() {
         let mut cache: HandleCache<usize> = HandleCache::new();
         for i in 0..MAX_CACHED_HANDLES + 10 {
-            cache.remember(&["m", &i.to_string()], &i);
+            cache.remember(["m", i.to_string().as_str()], &i);
         }
         assert_eq!(cache.handles.len(), MAX_CACHED_HANDLES);
-        assert_eq!(cache.lookup(&["m", "0"]), Some(0));
-        assert_eq!(cache.lookup(&["m", &MAX_CACHED_HANDLES.to_string()]), None);
+        assert_eq!(cache.lookup(["m", "0"]), Some(0));
+        assert_eq!(
+            cache.lookup(["m", MAX_CACHED_HANDLES.to_string().as_str()]),
+            None
+        );
     }
 }
