@@ -41,6 +41,7 @@ test-rust:
 	cargo test --release --all-targets
 
 test-python: build
+	scripts/install-services.sh
 	$(BIN)/python -m pytest -q
 
 ## Failover benchmark: 1000 RPS for 30 s, one deployment killed and restarted (report in bench-results/).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tools the server load benchmark (benches/server_load.py, `make bench`) needs:
-#   nginx       the one-proxy-hop baseline (Debian's /usr/sbin/nginx)
+#   nginx       the one-proxy-hop baseline (Debian's, through scripts/install-services.sh)
 #   oha         the load generator (~/.cargo/bin/oha)
 #   matplotlib  the plot, in the project's virtualenv
 #   valgrind    callgrind, for the instruction counts of benches/instructions.sh
@@ -16,22 +16,8 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
 }
 
-if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
-    echo "install-bench-tools: installing nginx" >&2
-    # nginx-light is the smallest build on Debian (bookworm: a transitional package pulling
-    # nginx); newer releases have only `nginx`.
-    pkg=nginx
-    if apt-cache show nginx-light >/dev/null 2>&1; then pkg=nginx-light; fi
-    apt_install "$pkg"
-    # The benchmark runs its own nginx with its own config in a temporary directory; the
-    # packaged service (started by the package where there is an init system) is not wanted.
-    if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
-        $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
-    else
-        $SUDO service nginx stop >/dev/null 2>&1 || true
-        command -v update-rc.d >/dev/null && $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
-    fi
-fi
+# nginx (and the other servers the suites start) come from the shared services script.
+scripts/install-services.sh
 
 # valgrind (callgrind) for benches/instructions.sh; present on most machines of this kind.
 if ! command -v valgrind >/dev/null; then

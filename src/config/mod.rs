@@ -610,6 +610,14 @@ fn validate_base_url(url: &str) -> Result<(), String> {
     if parsed.host().is_none() {
         return Err(format!("URL {url:?} has no host"));
     }
+    // Requests carry the URL as written (no normalisation on each call), so it must already be
+    // in the form HTTP puts on the wire.
+    if http::Uri::try_from(url).is_err() {
+        return Err(format!(
+            "URL {url:?} is not in wire form: write non-ASCII host names in punycode and \
+             percent-encode spaces and other characters URLs do not allow"
+        ));
+    }
     Ok(())
 }
 
@@ -666,6 +674,17 @@ mod tests {
         let e = Config::from_text(r#"{"providers":{"openai":{"base_url":"ftp://x"}}}"#, "json")
             .unwrap_err();
         assert!(e.0.starts_with("providers.openai.base_url:"), "{}", e.0);
+        // Accepted by a URL parser (which would IDNA-map it) but not sendable as written.
+        let e = Config::from_text(
+            r#"{"providers":{"openai":{"base_url":"https://exämple.com/v1"}}}"#,
+            "json",
+        )
+        .unwrap_err();
+        assert!(
+            e.0.starts_with("providers.openai.base_url:") && e.0.contains("punycode"),
+            "{}",
+            e.0
+        );
         let e = Config::from_text(r#"{"timeouts":{"request":"soon"}}"#, "json").unwrap_err();
         assert!(
             e.0.starts_with("timeouts.request: invalid duration"),

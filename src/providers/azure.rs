@@ -24,6 +24,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::http_client::RequestBuilder;
 use super::openai::{self, OpenAiStreamTranslator};
 use super::stream::{Flow, StreamTranslator, TranslatedStream};
 use super::transport::{self, Fetched, UpstreamErrorBody};
@@ -246,7 +247,7 @@ impl StreamTranslator<SseEvent> for AzureStreamTranslator {
     }
 }
 
-fn authorized(call: &Call<'_>, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+fn authorized(call: &Call<'_>, builder: RequestBuilder) -> RequestBuilder {
     match call.credential.and_then(|c| c.api_key()) {
         Some(key) => builder.header("api-key", key.expose()),
         None => builder,
@@ -348,7 +349,7 @@ impl Provider for Azure {
         let call = &rooted(call, &target.root);
         let builder = authorized(
             call,
-            transport::request(call, reqwest::Method::GET, &target.path),
+            transport::request(call, http::Method::GET, &target.path),
         );
         let fetched = transport::fetch(call, builder).await?;
         if !openai::is_success(fetched.status) {

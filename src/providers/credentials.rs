@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::http_client::HttpClient;
 use super::{ApiKind, EnvSource, Preset, first_var};
 use crate::config::{ConfigError, ProviderConfig};
 use crate::router::keys::NamedKey;
@@ -30,7 +31,7 @@ pub struct AwsCredential {
 pub trait TokenSource: std::fmt::Debug + Send + Sync {
     fn token(
         &self,
-        client: &reqwest::Client,
+        client: &HttpClient,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = crate::error::Result<Secret>> + Send + '_>,
     >;

@@ -20,7 +20,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::credentials::TokenSource;
-use super::transport::redact_url;
+use super::http_client::{self, HttpClient};
+use super::transport::{redact_url, send_error_detail};
 use crate::error::{ErrorKind, GatewayError, Result};
 use crate::secret::Secret;
 
@@ -280,7 +281,7 @@ impl ServiceAccountTokenSource {
             .scrub(self.secrets().iter().map(String::as_str))
     }
 
-    async fn fetch(&self, client: &reqwest::Client) -> Result<Secret> {
+    async fn fetch(&self, client: &HttpClient) -> Result<Secret> {
         let email = &self.account.client_email;
         let assertion = self
             .account
@@ -312,7 +313,7 @@ impl ServiceAccountTokenSource {
                     format!(
                         "cannot reach the OAuth token endpoint {endpoint} for service account \
                          {email}: {}",
-                        e.without_url()
+                        send_error_detail(&e)
                     ),
                 ));
             }
@@ -324,7 +325,7 @@ impl ServiceAccountTokenSource {
             }
         };
         let status = resp.status().as_u16();
-        let bytes = tokio::time::timeout(TOKEN_TIMEOUT, resp.bytes())
+        let bytes = tokio::time::timeout(TOKEN_TIMEOUT, http_client::body_bytes(resp))
             .await
             .ok()
             .and_then(|r| r.ok())
@@ -379,7 +380,7 @@ impl ServiceAccountTokenSource {
 impl TokenSource for ServiceAccountTokenSource {
     fn token(
         &self,
-        client: &reqwest::Client,
+        client: &HttpClient,
     ) -> Pin<Box<dyn std::future::Future<Output = Result<Secret>> + Send + '_>> {
         let client = client.clone();
         Box::pin(async move {

@@ -9,6 +9,7 @@ pub mod cohere;
 pub mod credentials;
 pub mod gemini;
 pub mod google_auth;
+pub mod http_client;
 pub mod openai;
 pub mod presets;
 pub mod stream;
@@ -206,8 +207,6 @@ pub struct ProviderRuntime {
     /// The root the API's paths are appended to; empty when none is known (Azure without a
     /// resource endpoint), which makes calls fail with a message saying what to set.
     pub base_url: String,
-    /// `base_url` parsed once, so requests do not parse (and IDNA-map) it again each time.
-    pub parsed_base_url: Option<reqwest::Url>,
     pub keys: KeyPool,
     /// Static headers from the config, sent on every request.
     pub headers: Vec<(String, Secret)>,
@@ -346,9 +345,6 @@ impl ProviderRuntime {
         Ok(ProviderRuntime {
             name: Arc::from(name),
             api,
-            parsed_base_url: reqwest::Url::parse(&base_url)
-                .ok()
-                .filter(|u| u.query().is_none() && u.fragment().is_none() && !u.cannot_be_a_base()),
             base_url,
             keys: KeyPool::new(keys),
             headers: config

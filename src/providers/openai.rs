@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::http_client::RequestBuilder;
 use super::stream::{Flow, StreamTranslator, TranslatedStream};
 use super::transport::{self, Fetched, TimedBody, UpstreamErrorBody};
 use super::{Call, ChunkStream, Provider};
@@ -190,7 +191,7 @@ impl StreamTranslator<SseEvent> for OpenAiStreamTranslator {
     }
 }
 
-fn authorized(call: &Call<'_>, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+fn authorized(call: &Call<'_>, builder: RequestBuilder) -> RequestBuilder {
     match call.credential.and_then(|c| c.api_key()) {
         Some(key) => builder.bearer_auth(key.expose()),
         None => builder,
@@ -210,7 +211,7 @@ pub(crate) fn is_success(status: u16) -> bool {
 /// in URLs, authentication and error details only.
 pub(crate) async fn open_event_stream(
     call: &Call<'_>,
-    builder: reqwest::RequestBuilder,
+    builder: RequestBuilder,
     error_from: fn(&Call<'_>, &Fetched) -> GatewayError,
 ) -> Result<TimedBody> {
     let builder = builder.header(http::header::ACCEPT, "text/event-stream");
@@ -281,10 +282,7 @@ impl Provider for OpenAi {
     }
 
     async fn list_models(&self, call: &Call<'_>) -> Result<Vec<Model>> {
-        let builder = authorized(
-            call,
-            transport::request(call, reqwest::Method::GET, "/models"),
-        );
+        let builder = authorized(call, transport::request(call, http::Method::GET, "/models"));
         let fetched = transport::fetch(call, builder).await?;
         if !is_success(fetched.status) {
             return Err(error_from(call, &fetched));

@@ -14,11 +14,12 @@ use http::HeaderMap;
 use tokio::time::{Instant, Sleep};
 
 use super::Call;
+use super::http_client::{self, HttpClient, RequestBuilder, Response, SendError};
 use crate::error::{ErrorKind, GatewayError, Result};
 
 static CRYPTO: Once = Once::new();
 
-/// Installs the TLS crypto provider (ring) once; every reqwest client needs it first.
+/// Installs the TLS crypto provider (ring) once; every TLS client needs it first.
 pub fn ensure_crypto_provider() {
     CRYPTO.call_once(|| {
         // Another library in the process may have installed one already; either is fine.
@@ -26,26 +27,10 @@ pub fn ensure_crypto_provider() {
     });
 }
 
-/// A pooled client with TCP_NODELAY on: streamed chunks are small and must not wait for Nagle's
-/// algorithm.
-fn build_client(connect_timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    ensure_crypto_provider();
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        // Retries belong to the gateway's attempt loop, which counts them, reports them and keeps
-        // them within the request's deadline. The client's own retry layer would also copy every
-        // request's headers up front in case it retries.
-        .retry(reqwest::retry::never().max_retries_per_request(0))
-        .user_agent(concat!("ferrogate/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
 thread_local! {
     /// Set on the threads of a thread-per-core server: that thread's own clients, one per
     /// connect timeout, so its upstream connections are driven by the thread that uses them.
-    static THREAD_CLIENTS: RefCell<Option<Vec<(Duration, reqwest::Client)>>> =
+    static THREAD_CLIENTS: RefCell<Option<Vec<(Duration, HttpClient)>>> =
         const { RefCell::new(None) };
 }
 
@@ -61,22 +46,25 @@ pub fn use_thread_local_pools() {
 /// a connection opened by one thread and reused by another would hand every request across
 /// threads, so each such thread gets its own pools ([`use_thread_local_pools`]); elsewhere
 /// (the Python extension, tests, a work-stealing runtime) everything shares one.
+///
+/// The client does not retry on its own: retries belong to the gateway's attempt loop, which
+/// counts them, reports them and keeps them within the request's deadline.
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
     connect_timeout: Duration,
-    shared: reqwest::Client,
+    shared: HttpClient,
 }
 
 impl UpstreamClient {
-    pub fn new(connect_timeout: Duration) -> reqwest::Result<UpstreamClient> {
+    pub fn new(connect_timeout: Duration) -> std::result::Result<UpstreamClient, String> {
         Ok(UpstreamClient {
             connect_timeout,
-            shared: build_client(connect_timeout)?,
+            shared: HttpClient::new(connect_timeout)?,
         })
     }
 
     /// The client to use on the calling thread (a reference-counted handle: cheap to clone).
-    pub fn current(&self) -> reqwest::Client {
+    pub fn current(&self) -> HttpClient {
         THREAD_CLIENTS.with(|cell| {
             let mut slot = cell.borrow_mut();
             let Some(clients) = slot.as_mut() else {
@@ -86,7 +74,7 @@ impl UpstreamClient {
                 return c.clone();
             }
             // Same settings as the shared client, which was built successfully.
-            match build_client(self.connect_timeout) {
+            match HttpClient::new(self.connect_timeout) {
                 Ok(c) => {
                     clients.push((self.connect_timeout, c.clone()));
                     c
@@ -99,17 +87,11 @@ impl UpstreamClient {
 
 /// A request builder for `{base_url}{path}` with the provider's static headers and the caller's
 /// extra headers. Authentication is added by the adapter, since each API does it differently.
-pub fn request(call: &Call<'_>, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-    let client = call.provider.client.current();
-    let mut builder = match prepared_url(call, path) {
-        Some(url) => client.request(method, url),
-        None => {
-            let mut url = String::with_capacity(call.base_url.len() + path.len());
-            url.push_str(call.base_url);
-            url.push_str(path);
-            client.request(method, url)
-        }
-    };
+pub fn request(call: &Call<'_>, method: http::Method, path: &str) -> RequestBuilder {
+    let mut url = String::with_capacity(call.base_url.len() + path.len());
+    url.push_str(call.base_url);
+    url.push_str(path);
+    let mut builder = call.provider.client.current().request(method, &url);
     for (name, value) in &call.provider.headers {
         builder = builder.header(name.as_str(), value.expose());
     }
@@ -119,25 +101,8 @@ pub fn request(call: &Call<'_>, method: reqwest::Method, path: &str) -> reqwest:
     builder
 }
 
-/// `{base_url}{path}` from the provider's pre-parsed base URL: only the path is parsed. `None`
-/// when the call goes elsewhere (a deployment's or caller's own base URL) or the path carries a
-/// query, which take the plain string route.
-fn prepared_url(call: &Call<'_>, path: &str) -> Option<reqwest::Url> {
-    let base = call.provider.parsed_base_url.as_ref()?;
-    if call.base_url != call.provider.base_url || path.contains(['?', '#']) {
-        return None;
-    }
-    let mut url = base.clone();
-    let base_path = base.path().trim_end_matches('/');
-    let mut full = String::with_capacity(base_path.len() + path.len());
-    full.push_str(base_path);
-    full.push_str(path);
-    url.set_path(&full);
-    Some(url)
-}
-
-pub fn json_post(call: &Call<'_>, path: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
-    request(call, reqwest::Method::POST, path)
+pub fn json_post(call: &Call<'_>, path: &str, body: Vec<u8>) -> RequestBuilder {
+    request(call, http::Method::POST, path)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body)
 }
@@ -150,16 +115,17 @@ pub struct Fetched {
 }
 
 /// Sends and reads the whole body, all within the request timeout.
-pub async fn fetch(call: &Call<'_>, builder: reqwest::RequestBuilder) -> Result<Fetched> {
+pub async fn fetch(call: &Call<'_>, builder: RequestBuilder) -> Result<Fetched> {
     let limit = call.timeouts.request.0;
     let work = async {
         let resp = builder.send().await.map_err(|e| transport_error(call, e))?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| transport_error(call, e))?;
+        let (head, body) = resp.into_parts();
+        let body = http_client::body_bytes(Response::new(body))
+            .await
+            .map_err(|e| body_error(call, &e))?;
         Ok(Fetched {
-            status,
-            headers,
+            status: head.status.as_u16(),
+            headers: head.headers,
             body,
         })
     };
@@ -171,10 +137,7 @@ pub async fn fetch(call: &Call<'_>, builder: reqwest::RequestBuilder) -> Result<
 
 /// Sends and waits for the response head within the request timeout. The returned deadline is
 /// when the first body byte must have arrived (the rest of the same budget).
-pub async fn open(
-    call: &Call<'_>,
-    builder: reqwest::RequestBuilder,
-) -> Result<(reqwest::Response, Instant)> {
+pub async fn open(call: &Call<'_>, builder: RequestBuilder) -> Result<(Response, Instant)> {
     let limit = call.timeouts.request.0;
     let deadline = Instant::now() + limit;
     match tokio::time::timeout_at(deadline, builder.send()).await {
@@ -185,17 +148,19 @@ pub async fn open(
 }
 
 /// Reads an error body (bounded by the request timeout) after a non-2xx streamed response head.
-pub async fn read_error_body(call: &Call<'_>, resp: reqwest::Response) -> Fetched {
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = tokio::time::timeout(call.timeouts.request.0, resp.bytes())
-        .await
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
+pub async fn read_error_body(call: &Call<'_>, resp: Response) -> Fetched {
+    let (head, body) = resp.into_parts();
+    let body = tokio::time::timeout(
+        call.timeouts.request.0,
+        http_client::body_bytes(Response::new(body)),
+    )
+    .await
+    .ok()
+    .and_then(|r| r.ok())
+    .unwrap_or_default();
     Fetched {
-        status,
-        headers,
+        status: head.status.as_u16(),
+        headers: head.headers,
         body,
     }
 }
@@ -212,9 +177,18 @@ pub fn timeout_error(call: &Call<'_>, limit: Duration) -> GatewayError {
     .with_provider(call.provider.name.clone())
 }
 
-/// Maps a reqwest failure. URLs are stripped from the message: some APIs carry keys in them.
-pub fn transport_error(call: &Call<'_>, err: reqwest::Error) -> GatewayError {
+/// Maps a failure to get a response. The client's errors never quote URLs (some APIs carry keys
+/// in them) nor header values.
+pub fn transport_error(call: &Call<'_>, err: SendError) -> GatewayError {
     let provider = &call.provider.name;
+    if let SendError::InvalidRequest(why) = &err {
+        // A base URL or header from the configuration that cannot be sent as is.
+        return GatewayError::new(
+            ErrorKind::InvalidRequest,
+            format!("cannot send a request to provider `{provider}`: {why}"),
+        )
+        .with_provider(provider.clone());
+    }
     let kind_and_message = if err.is_timeout() {
         (
             ErrorKind::Timeout,
@@ -226,7 +200,7 @@ pub fn transport_error(call: &Call<'_>, err: reqwest::Error) -> GatewayError {
             format!(
                 "cannot connect to provider `{provider}` at {}: {}",
                 redact_url(call.base_url),
-                error_chain(&err.without_url())
+                send_error_detail(&err)
             ),
         )
     } else {
@@ -234,16 +208,41 @@ pub fn transport_error(call: &Call<'_>, err: reqwest::Error) -> GatewayError {
             ErrorKind::UpstreamConnection,
             format!(
                 "connection to provider `{provider}` failed: {}",
-                error_chain(&err.without_url())
+                send_error_detail(&err)
             ),
         )
     };
     GatewayError::new(kind_and_message.0, kind_and_message.1).with_provider(provider.clone())
 }
 
+/// What went wrong, innermost causes included. hyper's own outer layer ("client error
+/// (Connect)") says less than its causes, so the chain starts below it.
+pub fn send_error_detail(err: &SendError) -> String {
+    match err {
+        SendError::Transport(e) => match std::error::Error::source(e) {
+            Some(cause) => error_chain(cause),
+            None => e.to_string(),
+        },
+        SendError::InvalidRequest(why) => why.clone(),
+    }
+}
+
+/// The connection broke while the response body was being read.
+fn body_error(call: &Call<'_>, err: &hyper::Error) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamConnection,
+        format!(
+            "connection to provider `{}` broke while reading the response: {}",
+            call.provider.name,
+            error_chain(err)
+        ),
+    )
+    .with_provider(call.provider.name.clone())
+}
+
 /// The error and its sources, `outer: inner: innermost`, which is where the useful part
 /// ("connection refused") usually is.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -259,14 +258,14 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// Scheme, host and port of a URL; never its query (which may hold a key).
 pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => format!(
+    match http::Uri::try_from(url) {
+        Ok(u) if u.scheme().is_some() && u.host().is_some() => format!(
             "{}://{}{}",
-            u.scheme(),
-            u.host_str().unwrap_or(""),
-            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            u.scheme_str().unwrap_or_default(),
+            u.host().unwrap_or_default(),
+            u.port_u16().map(|p| format!(":{p}")).unwrap_or_default()
         ),
-        Err(_) => "(invalid URL)".into(),
+        _ => "(invalid URL)".into(),
     }
 }
 
@@ -370,12 +369,10 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
 /// The body of a streamed response, failing with a timeout when the first byte is later than the
 /// request deadline or when the upstream goes silent for longer than the idle timeout.
 pub struct TimedBody {
-    inner: ByteStream,
+    inner: http_client::BodyStream,
     sleep: Pin<Box<Sleep>>,
     idle: Duration,
     provider: std::sync::Arc<str>,
@@ -384,13 +381,9 @@ pub struct TimedBody {
 }
 
 impl TimedBody {
-    pub fn new(
-        call: &Call<'_>,
-        resp: reqwest::Response,
-        first_byte_deadline: Instant,
-    ) -> TimedBody {
+    pub fn new(call: &Call<'_>, resp: Response, first_byte_deadline: Instant) -> TimedBody {
         TimedBody {
-            inner: Box::pin(resp.bytes_stream()),
+            inner: http_client::body_stream(resp),
             sleep: Box::pin(tokio::time::sleep_until(first_byte_deadline)),
             idle: call.timeouts.stream_idle.0,
             provider: call.provider.name.clone(),
@@ -407,7 +400,7 @@ impl Stream for TimedBody {
         if self.finished {
             return Poll::Ready(None);
         }
-        match self.inner.as_mut().poll_next(cx) {
+        match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
                 self.waiting_first_byte = false;
                 let next = Instant::now() + self.idle;
@@ -421,7 +414,7 @@ impl Stream for TimedBody {
                     format!(
                         "stream from provider `{}` broke: {}",
                         self.provider,
-                        error_chain(&e.without_url())
+                        error_chain(&e)
                     ),
                 )
                 .with_provider(self.provider.clone());

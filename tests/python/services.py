@@ -53,3 +53,159 @@ def postgres() -> Iterator[str]:
         subprocess.run([*run_as, _pg_bin("pg_ctl"), "-D", data, "-m", "immediate", "stop"], capture_output=True)
         time.sleep(0.1)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, log: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {open(log, errors='replace').read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
+    if not found:
+        raise RuntimeError(f"`{name}` is missing: run scripts/install-services.sh")
+    return found
+
+
+class ThrowawayCA:
+    """A throwaway certificate authority (openssl) and a server certificate it signed for
+    ``localhost`` and ``127.0.0.1``."""
+
+    def __init__(self, work: str, name: str = "ferrogate test CA") -> None:
+        self.ca_cert = os.path.join(work, "ca.pem")
+        self.cert = os.path.join(work, "server.pem")
+        self.key = os.path.join(work, "server.key")
+        ca_key, csr, ext = (os.path.join(work, n) for n in ("ca.key", "server.csr", "server.ext"))
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        openssl = _tool("openssl")
+        for args in (
+            ["req", "-x509", *ec, "-keyout", ca_key, "-out", self.ca_cert, "-days", "2", "-subj", f"/CN={name}"],
+            ["req", *ec, "-keyout", self.key, "-out", csr, "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+             "-out", self.cert, "-days", "2", "-extfile", ext],
+        ):
+            subprocess.run([openssl, *args], check=True, capture_output=True)
+
+
+_NGINX_TLS_CONF = """\
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    log_format proto '$server_protocol $request_method $uri $status';
+    access_log {work}/access.log proto;
+    client_body_temp_path {work}/client_body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+class TlsFront:
+    """nginx terminating TLS (HTTP/1.1 and HTTP/2 by ALPN) in front of a plain-HTTP upstream."""
+
+    def __init__(self, url: str, ca: ThrowawayCA, access_log: str) -> None:
+        self.url = url
+        self.ca = ca
+        self.access_log = access_log
+
+    def requests(self) -> list[str]:
+        """Access log lines: ``<protocol> <method> <path> <status>``."""
+        with open(self.access_log) as f:
+            return [line.strip() for line in f if line.strip()]
+
+
+@contextmanager
+def nginx_tls(upstream: str) -> Iterator[TlsFront]:
+    work = tempfile.mkdtemp(prefix="ferrogate-nginx-")
+    try:
+        ca = ThrowawayCA(work)
+        port = _free_port()
+        conf = os.path.join(work, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(_NGINX_TLS_CONF.format(work=work, port=port, cert=ca.cert, key=ca.key, upstream=upstream))
+        log = os.path.join(work, "stderr.log")
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([_tool("nginx"), "-p", work, "-c", conf], stdout=out, stderr=out)
+        try:
+            _wait_port(port, proc, "nginx", log)
+            yield TlsFront(f"https://localhost:{port}", ca, os.path.join(work, "access.log"))
+        finally:
+            _stop(proc)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class ForwardProxy:
+    def __init__(self, port: int, log: str) -> None:
+        self.port = port
+        self.log = log
+
+    def url(self, user: str | None = None, password: str | None = None) -> str:
+        auth = f"{user}:{password}@" if user is not None else ""
+        return f"http://{auth}127.0.0.1:{self.port}"
+
+    def requests(self) -> list[str]:
+        """The request lines tinyproxy logged (``CONNECT host:port HTTP/1.1``, ``POST http://...``)."""
+        with open(self.log, errors="replace") as f:
+            return [line.split("): ", 1)[1].strip() for line in f if "Request (file descriptor" in line]
+
+
+@contextmanager
+def tinyproxy(user: str, password: str) -> Iterator[ForwardProxy]:
+    """A forward proxy (tinyproxy) asking for HTTP basic credentials, CONNECT to any port."""
+    work = tempfile.mkdtemp(prefix="ferrogate-tinyproxy-")
+    if os.geteuid() == 0:
+        # tinyproxy drops root for this user; it writes its log in the work directory.
+        shutil.chown(work, "nobody")
+    port = _free_port()
+    log = os.path.join(work, "tinyproxy.log")
+    conf = os.path.join(work, "tinyproxy.conf")
+    run_as = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
+    with open(conf, "w") as f:
+        f.write(f'{run_as}Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile "{log}"\nLogLevel Info\n'
+                f"MaxClients 64\nAllow 127.0.0.1\nDisableViaHeader Yes\nBasicAuth {user} {password}\n")
+    stderr = os.path.join(work, "stderr.log")
+    with open(stderr, "wb") as out:
+        proc = subprocess.Popen([_tool("tinyproxy"), "-d", "-c", conf], stdout=out, stderr=out)
+    try:
+        _wait_port(port, proc, "tinyproxy", stderr)
+        yield ForwardProxy(port, log)
+    finally:
+        _stop(proc)
+        shutil.rmtree(work, ignore_errors=True)

@@ -4,6 +4,7 @@ pub mod request;
 pub mod response;
 pub mod wire;
 
+use super::http_client::RequestBuilder;
 use super::stream::TranslatedStream;
 use super::transport::{self, Fetched, TimedBody};
 use super::{Call, ChunkStream, Provider};
@@ -16,7 +17,7 @@ pub use response::{AnthropicStreamTranslator, to_chat_response};
 
 pub struct Anthropic;
 
-fn headers(call: &Call<'_>, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+fn headers(call: &Call<'_>, builder: RequestBuilder) -> RequestBuilder {
     let version = call
         .provider
         .settings
@@ -104,7 +105,7 @@ impl Provider for Anthropic {
     async fn list_models(&self, call: &Call<'_>) -> Result<Vec<Model>> {
         let builder = headers(
             call,
-            transport::request(call, reqwest::Method::GET, "/v1/models"),
+            transport::request(call, http::Method::GET, "/v1/models"),
         );
         let fetched = transport::fetch(call, builder).await?;
         if !(200..300).contains(&fetched.status) {

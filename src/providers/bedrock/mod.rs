@@ -18,6 +18,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use http::HeaderMap;
 
 use super::credentials::Credential;
+use super::http_client::RequestBuilder;
 use super::stream::TranslatedStream;
 use super::transport::{self, Fetched, TimedBody};
 use super::{Call, ChunkStream, Provider};
@@ -47,7 +48,7 @@ fn post(
     path: &str,
     body: Vec<u8>,
     accept: Option<&str>,
-) -> Result<reqwest::RequestBuilder> {
+) -> Result<RequestBuilder> {
     let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
     if let Some(a) = accept {
         headers.push(("accept", a));
@@ -58,7 +59,7 @@ fn post(
     for (name, value) in call.extra_headers {
         headers.push((name.as_str(), value.as_str()));
     }
-    let mut builder = transport::request(call, reqwest::Method::POST, path)
+    let mut builder = transport::request(call, http::Method::POST, path)
         .header(http::header::CONTENT_TYPE, "application/json");
     if let Some(a) = accept {
         builder = builder.header(http::header::ACCEPT, a);

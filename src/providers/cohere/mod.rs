@@ -8,6 +8,7 @@ pub mod request;
 pub mod response;
 pub mod wire;
 
+use super::http_client::RequestBuilder;
 use super::stream::TranslatedStream;
 use super::transport::{self, Fetched, TimedBody};
 use super::{Call, ChunkStream, Provider};
@@ -42,7 +43,7 @@ fn url_call<'a>(call: &Call<'a>) -> Call<'a> {
     }
 }
 
-fn headers(call: &Call<'_>, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+fn headers(call: &Call<'_>, builder: RequestBuilder) -> RequestBuilder {
     let builder = builder.header("X-Client-Name", CLIENT_NAME);
     match call.credential.and_then(|c| c.api_key()) {
         Some(key) => builder.bearer_auth(key.expose()),
@@ -119,7 +120,7 @@ impl Provider for Cohere {
         let call = &url_call(call);
         let builder = headers(
             call,
-            transport::request(call, reqwest::Method::GET, "/v1/models?page_size=1000"),
+            transport::request(call, http::Method::GET, "/v1/models?page_size=1000"),
         );
         let fetched = transport::fetch(call, builder).await?;
         if !(200..300).contains(&fetched.status) {

@@ -17,6 +17,7 @@ pub mod schema;
 pub mod wire;
 
 use super::credentials::Credential;
+use super::http_client::RequestBuilder;
 use super::stream::TranslatedStream;
 use super::transport::{self, Fetched, TimedBody};
 use super::{Call, ChunkStream, Provider};
@@ -116,10 +117,7 @@ fn vertex_location<'a>(call: &'a Call<'_>) -> Result<(&'a str, &'a str)> {
 }
 
 /// Adds the credential the way each flavour wants it.
-async fn authorize(
-    call: &Call<'_>,
-    builder: reqwest::RequestBuilder,
-) -> Result<reqwest::RequestBuilder> {
+async fn authorize(call: &Call<'_>, builder: RequestBuilder) -> Result<RequestBuilder> {
     Ok(match call.credential {
         Some(Credential::ApiKey(key)) => builder.header("x-goog-api-key", key.expose()),
         Some(Credential::ServiceAccount(source)) => {
@@ -145,12 +143,12 @@ async fn authorize(
     })
 }
 
-fn post(call: &Call<'_>, url: String, body: Vec<u8>) -> reqwest::RequestBuilder {
+fn post(call: &Call<'_>, url: String, body: Vec<u8>) -> RequestBuilder {
     let mut builder = call
         .provider
         .client
         .current()
-        .post(url)
+        .post(&url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body);
     for (name, value) in &call.provider.headers {
@@ -162,8 +160,8 @@ fn post(call: &Call<'_>, url: String, body: Vec<u8>) -> reqwest::RequestBuilder 
     builder
 }
 
-fn get(call: &Call<'_>, url: String) -> reqwest::RequestBuilder {
-    let mut builder = call.provider.client.current().get(url);
+fn get(call: &Call<'_>, url: String) -> RequestBuilder {
+    let mut builder = call.provider.client.current().get(&url);
     for (name, value) in &call.provider.headers {
         builder = builder.header(name.as_str(), value.expose());
     }
@@ -193,7 +191,7 @@ fn encode<T: serde::Serialize>(body: &T) -> Result<Vec<u8>> {
         .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
 }
 
-async fn fetch_ok(call: &Call<'_>, builder: reqwest::RequestBuilder) -> Result<Fetched> {
+async fn fetch_ok(call: &Call<'_>, builder: RequestBuilder) -> Result<Fetched> {
     let fetched = transport::fetch(call, builder).await?;
     if !(200..300).contains(&fetched.status) {
         return Err(error_from(call, &fetched));

@@ -1,0 +1,536 @@
+//! The upstream HTTP client: hyper's pooled client over TCP, TLS with rustls and the platform's
+//! trust store, HTTP/1.1 or HTTP/2 as ALPN settles, and proxies from the environment
+//! (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl reads them).
+//!
+//! It sits on hyper directly rather than on a general-purpose client because a provider call
+//! needs none of the extras (redirects, cookies, decompression) and their layers cost more per
+//! request than the rest of the gateway's work: a general-purpose client re-parsed the URL
+//! twice and copied the headers on every call.
+//!
+//! Requests are built with [`RequestBuilder`], whose methods mirror the usual builder style
+//! (`header`, `bearer_auth`, `body`); an invalid header is remembered and reported by
+//! [`RequestBuilder::send`], so adapters chain without handling errors at each step.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::Scheme;
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tower_service::Service;
+
+/// An upstream's response; its body is read with [`body_bytes`] or [`body_stream`].
+pub type Response = http::Response<Incoming>;
+
+/// A response body as a stream of data chunks (trailers are skipped).
+pub type BodyStream = BodyDataStream<Incoming>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const USER_AGENT: HeaderValue =
+    HeaderValue::from_static(concat!("ferrogate/", env!("CARGO_PKG_VERSION")));
+
+/// How long an unused pooled connection is kept open.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A pooled HTTP client (a reference-counted handle: cheap to clone).
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client<hyper_rustls::HttpsConnector<Connector>, Full<Bytes>>,
+    /// Present only when a proxy variable is set, so the usual case checks nothing per request.
+    proxies: Option<Arc<Matcher>>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("proxied", &self.inner.proxies.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// A client with TCP_NODELAY on (streamed chunks are small and must not wait for Nagle's
+    /// algorithm) and the given connect timeout.
+    pub fn new(connect_timeout: Duration) -> Result<HttpClient, String> {
+        super::transport::ensure_crypto_provider();
+        let mut tcp = HttpConnector::new();
+        tcp.set_connect_timeout(Some(connect_timeout));
+        tcp.set_nodelay(true);
+        // The TLS layer above hands `https` destinations down for the TCP part.
+        tcp.enforce_http(false);
+        let proxies = proxies_from_env();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .try_with_platform_verifier()
+            .map_err(|e| format!("cannot load the platform's TLS trust store: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(Connector {
+                tcp,
+                proxies: proxies.clone(),
+            });
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Ok(HttpClient {
+            inner: Arc::new(Inner { client, proxies }),
+        })
+    }
+
+    /// A request to an absolute URL. An invalid URL is reported when the request is sent.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.method_mut() = method;
+        let request = match Uri::try_from(url) {
+            Ok(uri) if uri.scheme().is_some() && uri.authority().is_some() => {
+                *request.uri_mut() = uri;
+                Ok(request)
+            }
+            // The URL may carry a key in its query: only say what is wrong with it.
+            Ok(_) => Err("the upstream URL is not absolute (scheme and host needed)".to_string()),
+            Err(e) => Err(format!("the upstream URL is invalid: {e}")),
+        };
+        RequestBuilder {
+            client: self.clone(),
+            request,
+        }
+    }
+
+    pub fn post(&self, url: &str) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    pub fn get(&self, url: &str) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+}
+
+/// The proxy rules from the environment, when any proxy variable is set.
+fn proxies_from_env() -> Option<Arc<Matcher>> {
+    const VARS: [&str; 6] = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ];
+    VARS.iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+        .then(|| Arc::new(Matcher::from_env()))
+}
+
+/// A request being built; see the module documentation.
+pub struct RequestBuilder {
+    client: HttpClient,
+    request: Result<Request<Full<Bytes>>, String>,
+}
+
+impl RequestBuilder {
+    /// Adds a header (several with the same name are all sent). An invalid name or value fails
+    /// the request when it is sent; the value is never quoted in that error.
+    pub fn header<K, V>(mut self, name: K, value: V) -> RequestBuilder
+    where
+        HeaderName: TryFrom<K>,
+        HeaderValue: TryFrom<V>,
+    {
+        if let Ok(request) = &mut self.request {
+            match HeaderName::try_from(name) {
+                Ok(name) => match HeaderValue::try_from(value) {
+                    Ok(value) => {
+                        request.headers_mut().append(name, value);
+                    }
+                    Err(_) => {
+                        self.request = Err(format!("invalid value for header `{name}`"));
+                    }
+                },
+                Err(_) => self.request = Err("invalid header name".to_string()),
+            }
+        }
+        self
+    }
+
+    /// `Authorization: Bearer <token>`, marked sensitive (never indexed by HTTP/2 compression).
+    pub fn bearer_auth(mut self, token: &str) -> RequestBuilder {
+        if let Ok(request) = &mut self.request {
+            match HeaderValue::try_from(format!("Bearer {token}")) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    request
+                        .headers_mut()
+                        .insert(http::header::AUTHORIZATION, value);
+                }
+                Err(_) => {
+                    self.request = Err("invalid value for header `authorization`".to_string());
+                }
+            }
+        }
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Bytes>) -> RequestBuilder {
+        if let Ok(request) = &mut self.request {
+            *request.body_mut() = Full::new(body.into());
+        }
+        self
+    }
+
+    /// Sends the request and waits for the response head. No deadline here: callers bound the
+    /// whole exchange with theirs.
+    pub async fn send(self) -> Result<Response, SendError> {
+        let mut request = self.request.map_err(SendError::InvalidRequest)?;
+        let headers = request.headers_mut();
+        if !headers.contains_key(http::header::USER_AGENT) {
+            headers.insert(http::header::USER_AGENT, USER_AGENT);
+        }
+        let inner = &self.client.inner;
+        if let Some(proxies) = &inner.proxies
+            && request.uri().scheme() == Some(&Scheme::HTTP)
+            && let Some(auth) = proxies
+                .intercept(request.uri())
+                .and_then(|p| p.basic_auth().cloned())
+        {
+            // A plain-HTTP request goes to the proxy itself, which wants the credentials on it.
+            request
+                .headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, auth);
+        }
+        inner
+            .client
+            .request(request)
+            .await
+            .map_err(SendError::Transport)
+    }
+}
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The request could not be built (an invalid URL or header); nothing was sent.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    Transport(hyper_util::client::legacy::Error),
+}
+
+impl SendError {
+    /// The connection could not be made (refused, unresolvable, TLS handshake, proxy refused).
+    pub fn is_connect(&self) -> bool {
+        matches!(self, SendError::Transport(e) if e.is_connect())
+    }
+
+    /// Somewhere in the chain, an operation timed out (the connect timeout, mostly).
+    pub fn is_timeout(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = source {
+            if err
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+            {
+                return true;
+            }
+            source = err.source();
+        }
+        false
+    }
+}
+
+/// Reads a whole response body.
+pub async fn body_bytes(response: Response) -> Result<Bytes, hyper::Error> {
+    Ok(response.into_body().collect().await?.to_bytes())
+}
+
+/// A response body as a stream of chunks, as they arrive.
+pub fn body_stream(response: Response) -> BodyStream {
+    BodyDataStream::new(response.into_body())
+}
+
+/// Opens TCP connections, directly or through the proxy the environment names for the
+/// destination. TLS, when the destination wants it, is added above this (end to end, so through
+/// a proxy's tunnel too).
+#[derive(Clone)]
+struct Connector {
+    tcp: HttpConnector,
+    proxies: Option<Arc<Matcher>>,
+}
+
+impl Service<Uri> for Connector {
+    type Response = ProxiedOrDirect;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<ProxiedOrDirect, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let proxy = self.proxies.as_ref().and_then(|m| m.intercept(&dst));
+        let mut tcp = self.tcp.clone();
+        Box::pin(async move {
+            let Some(proxy) = proxy else {
+                let io = tcp.call(dst).await?;
+                return Ok(ProxiedOrDirect { io, proxied: false });
+            };
+            if proxy.uri().scheme() != Some(&Scheme::HTTP) {
+                return Err(format!(
+                    "proxy scheme `{}` is not supported (use an http:// proxy URL)",
+                    proxy.uri().scheme_str().unwrap_or("")
+                )
+                .into());
+            }
+            let via = ViaProxy::new(proxy.uri());
+            if dst.scheme() == Some(&Scheme::HTTPS) {
+                // CONNECT through the proxy; TLS then runs end to end inside the tunnel.
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp);
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                let io = tunnel.call(dst).await.map_err(|e| via.error(e))?;
+                Ok(ProxiedOrDirect { io, proxied: false })
+            } else {
+                // Plain HTTP is sent to the proxy itself, in absolute form.
+                let io = tcp
+                    .call(proxy.uri().clone())
+                    .await
+                    .map_err(|e| via.error(e))?;
+                Ok(ProxiedOrDirect { io, proxied: true })
+            }
+        })
+    }
+}
+
+/// A failure to connect through a proxy, naming the proxy (host and port only: its URL may hold
+/// credentials) so that it is not mistaken for the upstream's.
+#[derive(Debug)]
+struct ViaProxy {
+    proxy: String,
+    source: Option<BoxError>,
+}
+
+impl ViaProxy {
+    fn new(proxy: &Uri) -> ViaProxy {
+        let proxy = match (proxy.host(), proxy.port_u16()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            _ => "(unnamed)".to_string(),
+        };
+        ViaProxy {
+            proxy,
+            source: None,
+        }
+    }
+
+    fn error(&self, source: impl Into<BoxError>) -> BoxError {
+        Box::new(ViaProxy {
+            proxy: self.proxy.clone(),
+            source: Some(source.into()),
+        })
+    }
+}
+
+impl std::fmt::Display for ViaProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "through the proxy {} (from the environment's proxy variables)",
+            self.proxy
+        )
+    }
+}
+
+impl std::error::Error for ViaProxy {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// A TCP connection, saying whether requests on it go to a forwarding proxy (which makes the
+/// client write absolute URIs).
+struct ProxiedOrDirect {
+    io: TokioIo<TcpStream>,
+    proxied: bool,
+}
+
+impl Connection for ProxiedOrDirect {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.proxied)
+    }
+}
+
+impl Read for ProxiedOrDirect {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl Write for ProxiedOrDirect {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> HttpClient {
+        HttpClient::new(Duration::from_secs(1)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn bad_urls_and_headers_fail_at_send_without_quoting_values() {
+        let err = client()
+            .get("/relative/path")
+            .send()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not absolute"), "{err}");
+
+        let err = client()
+            .get("http://exa mple.com/?key=SECRET")
+            .send()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid"), "{err}");
+        assert!(!err.contains("SECRET"), "{err}");
+
+        let err = client()
+            .get("http://127.0.0.1:9/")
+            .header("x-api-key", "SECRET\nInjected: 1")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::InvalidRequest(_)), "{err:?}");
+        let err = err.to_string();
+        assert!(
+            err.contains("x-api-key") && !err.contains("SECRET"),
+            "{err}"
+        );
+
+        let err = client()
+            .get("http://127.0.0.1:9/")
+            .bearer_auth("SECRET\r\n")
+            .send()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("authorization") && !err.contains("SECRET"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_a_connect_error() {
+        // Bind then drop a listener: its port is (almost certainly) closed now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = client()
+            .get(&format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_connect(), "{err:?}");
+        assert!(!err.is_timeout(), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn sends_headers_body_and_user_agent_and_reads_the_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Head and the 5-byte body.
+            while !String::from_utf8_lossy(&seen).ends_with("hello") {
+                let n = sock.read(&mut buf).await.unwrap();
+                assert!(n > 0, "client closed early");
+                seen.extend_from_slice(&buf[..n]);
+            }
+            sock.write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\nx-up: 1\r\n\r\nok")
+                .await
+                .unwrap();
+            String::from_utf8(seen).unwrap()
+        });
+        let resp = client()
+            .post(&format!("http://{addr}/v1/things"))
+            .header("x-one", "1")
+            .header("x-one", "2")
+            .bearer_auth("tok")
+            .body(b"hello".to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        assert_eq!(resp.headers()["x-up"], "1");
+        assert_eq!(body_bytes(resp).await.unwrap(), "ok");
+        let request = server.await.unwrap().to_ascii_lowercase();
+        assert!(
+            request.starts_with("post /v1/things http/1.1\r\n"),
+            "{request}"
+        );
+        assert!(request.contains("x-one: 1\r\n") && request.contains("x-one: 2\r\n"));
+        assert!(
+            request.contains("authorization: bearer tok\r\n"),
+            "{request}"
+        );
+        assert!(request.contains("content-length: 5\r\n"), "{request}");
+        assert!(request.contains("user-agent: ferrogate/"), "{request}");
+        assert!(request.contains(&format!("host: {addr}\r\n")), "{request}");
+    }
+}

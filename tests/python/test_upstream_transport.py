@@ -1,0 +1,129 @@
+"""The upstream HTTP client against real network pieces: TLS (and HTTP/2 by ALPN) from nginx with
+a throwaway certificate authority, and a forward proxy (tinyproxy) named by HTTPS_PROXY /
+HTTP_PROXY, with NO_PROXY honoured. Driven through `ferrogate serve` with the `openai` SDK."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from conftest import MOCK_KEY, Proc, ferrogate_cmd, free_port
+from services import ThrowawayCA, TlsFront, nginx_tls, tinyproxy
+
+PROXY_USER, PROXY_PASSWORD = "fg-user", "fg-proxy-pass-7731"
+
+
+@pytest.fixture(scope="module")
+def tls_front(mock_upstream: str) -> Iterator[TlsFront]:
+    with nginx_tls(mock_upstream) as front:
+        yield front
+
+
+@pytest.fixture()
+def serve(tmp_path: Path) -> Iterator[Any]:
+    started: list[Proc] = []
+
+    def start(providers: dict[str, Any], env: dict[str, str]) -> tuple[Proc, openai.OpenAI]:
+        config = tmp_path / f"ferrogate-{len(started)}.json"
+        # No retries: each test counts what reached the upstream and the proxy.
+        config.write_text(json.dumps({"providers": providers, "routing": {"retries": 0}}))
+        port = free_port()
+        # The proxy variables of the machine running the tests must not leak into the gateway.
+        clean = {v: "" for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                                 "NO_PROXY", "no_proxy")}
+        proc = Proc(ferrogate_cmd("serve", "--config", str(config), "--port", str(port)), port, env={**clean, **env})
+        started.append(proc)
+        return proc, openai.OpenAI(base_url=f"{proc.url}/v1", api_key="unused", max_retries=0)
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def chat(client: openai.OpenAI, model: str, text: str) -> str:
+    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}])
+    return r.choices[0].message.content or ""
+
+
+def streamed(client: openai.OpenAI, model: str, text: str) -> str:
+    stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], stream=True)
+    return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+def test_https_upstream_over_http2_trusting_ssl_cert_file(tls_front: TlsFront, serve: Any) -> None:
+    _, client = serve({"secure": {"api": "openai", "base_url": f"{tls_front.url}/v1", "api_key": MOCK_KEY}},
+                      {"SSL_CERT_FILE": tls_front.ca.ca_cert})
+    seen = len(tls_front.requests())
+    assert chat(client, "secure/gpt-4o-mini", "over tls") == "You said: over tls"
+    assert streamed(client, "secure/gpt-4o-mini", "streamed over tls") == "You said: streamed over tls"
+    # Both went through nginx, over HTTP/2 (offered by ALPN and chosen by nginx).
+    assert tls_front.requests()[seen:] == ["HTTP/2.0 POST /v1/chat/completions 200"] * 2
+
+
+def test_untrusted_certificate_is_refused_with_a_clear_error(
+    tls_front: TlsFront, serve: Any, tmp_path: Path
+) -> None:
+    other_ca = tmp_path / "other-ca"
+    other_ca.mkdir()
+    proc, client = serve({"secure": {"api": "openai", "base_url": f"{tls_front.url}/v1", "api_key": MOCK_KEY}},
+                         {"SSL_CERT_FILE": ThrowawayCA(str(other_ca), "some other CA").ca_cert})
+    seen = len(tls_front.requests())
+    with pytest.raises(openai.APIStatusError) as info:
+        chat(client, "secure/gpt-4o-mini", "hello")
+    assert info.value.status_code == 502
+    message = str(info.value)
+    assert "cannot connect to provider `secure`" in message and "invalid peer certificate" in message, message
+    assert MOCK_KEY not in message
+    # Nothing was sent, and the gateway is still serving.
+    assert tls_front.requests()[seen:] == []
+    assert httpx.get(f"{proc.url}/health").status_code == 200
+
+
+def test_proxy_from_the_environment(tls_front: TlsFront, serve: Any, mock_upstream: str) -> None:
+    with tinyproxy(PROXY_USER, PROXY_PASSWORD) as proxy:
+        proxy_url = proxy.url(PROXY_USER, PROXY_PASSWORD)
+        proc, client = serve(
+            {
+                "secure": {"api": "openai", "base_url": f"{tls_front.url}/v1", "api_key": MOCK_KEY},
+                "plain": {"api": "openai", "base_url": f"{mock_upstream}/v1", "api_key": MOCK_KEY},
+            },
+            {"SSL_CERT_FILE": tls_front.ca.ca_cert, "HTTPS_PROXY": proxy_url, "HTTP_PROXY": proxy_url},
+        )
+        assert chat(client, "secure/gpt-4o-mini", "via tunnel") == "You said: via tunnel"
+        assert streamed(client, "secure/gpt-4o-mini", "tunnel stream") == "You said: tunnel stream"
+        assert chat(client, "plain/gpt-4o-mini", "via proxy") == "You said: via proxy"
+        requests = proxy.requests()
+    # HTTPS through a CONNECT tunnel (TLS end to end, so the proxy sees only the host); plain HTTP
+    # handed to the proxy in absolute form.
+    tls_host = tls_front.url.removeprefix("https://")
+    assert any(r.startswith(f"CONNECT {tls_host} ") for r in requests), requests
+    assert any(r.startswith(f"POST {mock_upstream}/v1/chat/completions ") for r in requests), requests
+    assert PROXY_PASSWORD not in proc.log_path.read_text(errors="replace")
+
+
+def test_no_proxy_and_refused_proxy_credentials(tls_front: TlsFront, serve: Any, mock_upstream: str) -> None:
+    with tinyproxy(PROXY_USER, PROXY_PASSWORD) as proxy:
+        wrong = proxy.url(PROXY_USER, "not-the-password-55")
+        _, client = serve(
+            {
+                "secure": {"api": "openai", "base_url": f"{tls_front.url}/v1", "api_key": MOCK_KEY},
+                "plain": {"api": "openai", "base_url": f"{mock_upstream}/v1", "api_key": MOCK_KEY},
+            },
+            {"SSL_CERT_FILE": tls_front.ca.ca_cert, "HTTPS_PROXY": wrong, "HTTP_PROXY": wrong, "NO_PROXY": "127.0.0.1"},
+        )
+        # 127.0.0.1 is exempt: straight to the upstream, the proxy never sees it.
+        assert chat(client, "plain/gpt-4o-mini", "direct") == "You said: direct"
+        # The proxy refuses the tunnel: a connection error saying so, without the credentials.
+        with pytest.raises(openai.APIStatusError) as info:
+            chat(client, "secure/gpt-4o-mini", "hello")
+        requests = proxy.requests()
+    assert info.value.status_code == 502
+    message = str(info.value)
+    assert "proxy" in message.lower() and "not-the-password-55" not in message, message
+    assert not any("127.0.0.1" in r and "/v1/chat/completions" in r for r in requests), requests
