@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -70,7 +70,6 @@ impl HttpClient {
     /// A client with TCP_NODELAY on (streamed chunks are small and must not wait for Nagle's
     /// algorithm) and the given connect timeout.
     pub fn new(connect_timeout: Duration) -> Result<HttpClient, String> {
-        super::transport::ensure_crypto_provider();
         let mut tcp = HttpConnector::new();
         tcp.set_connect_timeout(Some(connect_timeout));
         tcp.set_nodelay(true);
@@ -78,8 +77,7 @@ impl HttpClient {
         tcp.enforce_http(false);
         let proxies = proxies_from_env();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .try_with_platform_verifier()
-            .map_err(|e| format!("cannot load the platform's TLS trust store: {e}"))?
+            .with_tls_config(tls_config()?)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -123,6 +121,21 @@ impl HttpClient {
     pub fn get(&self, url: &str) -> RequestBuilder {
         self.request(Method::GET, url)
     }
+}
+
+/// The TLS settings every client starts from: rustls with the platform's verifier. Building the
+/// verifier reads the system's trust store (a few hundred files), so it happens once per
+/// process, not for each client (one per worker thread and connect timeout).
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            use rustls_platform_verifier::ConfigVerifierExt as _;
+            super::transport::ensure_crypto_provider();
+            rustls::ClientConfig::with_platform_verifier()
+                .map_err(|e| format!("cannot load the platform's TLS trust store: {e}"))
+        })
+        .clone()
 }
 
 /// The proxy rules from the environment, when any proxy variable is set.
@@ -199,9 +212,14 @@ impl RequestBuilder {
     /// whole exchange with theirs.
     pub async fn send(self) -> Result<Response, SendError> {
         let mut request = self.request.map_err(SendError::InvalidRequest)?;
+        let host = host_header(request.uri());
         let headers = request.headers_mut();
         if !headers.contains_key(http::header::USER_AGENT) {
             headers.insert(http::header::USER_AGENT, USER_AGENT);
+        }
+        // hyper would add it too, but by formatting host and port on every request.
+        if let Some(host) = host {
+            headers.entry(http::header::HOST).or_insert(host);
         }
         let inner = &self.client.inner;
         if let Some(proxies) = &inner.proxies
@@ -221,6 +239,21 @@ impl RequestBuilder {
             .await
             .map_err(SendError::Transport)
     }
+}
+
+/// `Host` for a plain-HTTP URI: its authority as written (`host` or `host:port`), unless it
+/// holds credentials (`user:pass@host`), which must not go into a header. Over TLS the
+/// connection may turn out HTTP/2, which carries the authority in `:authority` instead: hyper
+/// decides there.
+fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    if uri.scheme() != Some(&Scheme::HTTP) {
+        return None;
+    }
+    let authority = uri.authority()?.as_str();
+    if authority.contains('@') {
+        return None;
+    }
+    HeaderValue::from_str(authority).ok()
 }
 
 /// Why a request got no response.

@@ -17,7 +17,7 @@ use http::HeaderMap;
 
 use super::AppState;
 use super::body::{read_limited, request_id, require_json};
-use super::response::{error_json, event_stream_response, finish, json_response};
+use super::response::{encode_body, error_json, event_stream_response, finish, json_response};
 use crate::compat::anthropic::{
     ChunksToEvents, error_envelope, from_chat_response, to_chat_request,
 };
@@ -57,8 +57,7 @@ pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: B
             Ok(event_stream_response(body, &rid, &served.meta, started))
         } else {
             let served = state.gateway.chat(req, &opts).await?;
-            let json = serde_json::to_vec(&from_chat_response(&served.value, &model))
-                .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
+            let json = encode_body(&from_chat_response(&served.value, &model))?;
             Ok(json_response(json, &rid, &served.meta, started))
         }
     }

@@ -19,7 +19,9 @@ use serde_json::json;
 
 use super::AppState;
 use super::body::{read_limited, request_id, require_json};
-use super::response::{error_json, event_stream_response, finish, json_response, local_json};
+use super::response::{
+    encode_body, error_json, event_stream_response, finish, json_response, local_json,
+};
 use crate::compat::genai::{
     ChunksToResponses, batch_embed_request, batch_embed_response, embed_request, embed_response,
     error_envelope, from_chat_response, split_model_action, to_chat_request,
@@ -38,11 +40,6 @@ pub fn genai_error(err: &GatewayError, rid: &str) -> Response {
         rid,
         serde_json::to_vec(&error_envelope(err)).unwrap_or_default(),
     )
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value)
-        .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))
 }
 
 /// `POST /genai/{version}/models/{model}:{action}`.
@@ -86,7 +83,7 @@ pub async fn model_action(
                     Ok(resp)
                 } else {
                     let served = state.gateway.chat(req, &opts).await?;
-                    let json = encode(&from_chat_response(&served.value, model))?;
+                    let json = encode_body(&from_chat_response(&served.value, model))?;
                     Ok(json_response(json, &rid, &served.meta, started))
                 }
             }
@@ -96,7 +93,7 @@ pub async fn model_action(
                     .gateway
                     .embeddings(embed_request(native, model), &opts)
                     .await?;
-                let json = encode(&embed_response(&served.value))?;
+                let json = encode_body(&embed_response(&served.value))?;
                 Ok(json_response(json, &rid, &served.meta, started))
             }
             "batchEmbedContents" => {
@@ -105,7 +102,7 @@ pub async fn model_action(
                     .gateway
                     .embeddings(batch_embed_request(native, model)?, &opts)
                     .await?;
-                let json = encode(&batch_embed_response(&served.value))?;
+                let json = encode_body(&batch_embed_response(&served.value))?;
                 Ok(json_response(json, &rid, &served.meta, started))
             }
             other => Err(GatewayError::not_found(format!(

@@ -10,7 +10,7 @@ use http::{HeaderMap, Method, Uri};
 
 use super::AppState;
 use super::body::{read_limited, request_id, require_json};
-use super::response::{error_response, json_response, local_json, sse_response};
+use super::response::{encode_body, error_response, json_response, local_json, sse_response};
 use crate::error::{GatewayError, Result};
 use crate::gateway::RequestOptions;
 use crate::schema::{ChatRequest, EmbeddingRequest, parse_json};
@@ -84,8 +84,7 @@ pub async fn chat_completions(
             Ok(sse_response(served.value, &rid, &served.meta, started))
         } else {
             let served = state.gateway.chat(req, &opts).await?;
-            let json = serde_json::to_vec(&served.value)
-                .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
+            let json = encode_body(&served.value)?;
             Ok(json_response(json, &rid, &served.meta, started))
         }
     }
@@ -106,8 +105,7 @@ pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body:
         let opts =
             options_from_headers(&headers, &rid, &state.gateway.config()).map_err(rejected)?;
         let served = state.gateway.embeddings(req, &opts).await?;
-        let json = serde_json::to_vec(&served.value)
-            .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
+        let json = encode_body(&served.value)?;
         Ok(json_response(json, &rid, &served.meta, started))
     }
     .await;

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::Stream;
-use http::{HeaderName, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::error::GatewayError;
 use crate::gateway::ServedBy;
@@ -34,28 +34,65 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// Adds the headers that say who served the request and what the gateway itself cost.
-fn served_headers(
-    builder: http::response::Builder,
+/// A 200 answer with the headers that say who served the request and what the gateway itself
+/// cost, plus `content_type` and `extra`. The map is filled directly, sized for all of them: a
+/// response builder moves its whole state on every header, and a growing map reallocates.
+fn served_response(
+    body: Body,
+    content_type: HeaderValue,
+    extra: &[(HeaderName, HeaderValue)],
+    request_id: &str,
     meta: &ServedBy,
     started: Instant,
-) -> http::response::Builder {
+) -> Response {
     let overhead = started.elapsed().saturating_sub(meta.upstream);
-    let mut b = builder
-        .header(PROVIDER, header_value(&meta.provider))
-        .header(MODEL, header_value(&meta.model))
-        .header(DEPLOYMENT, header_value(&meta.deployment))
-        .header(ATTEMPTS, meta.attempts)
-        .header(FALLBACK_INDEX, meta.fallback_index)
-        .header(
-            UPSTREAM_MS,
-            format!("{:.3}", meta.upstream.as_secs_f64() * 1000.0),
-        )
-        .header(OVERHEAD_US, overhead.as_micros() as u64);
-    if let Some(key) = &meta.key_name {
-        b = b.header(KEY, header_value(key));
+    let mut headers = HeaderMap::with_capacity(10 + extra.len());
+    headers.insert(header::CONTENT_TYPE, content_type);
+    for (name, value) in extra {
+        headers.insert(name.clone(), value.clone());
     }
-    b
+    headers.insert(PROVIDER, header_value(&meta.provider));
+    headers.insert(MODEL, header_value(&meta.model));
+    headers.insert(DEPLOYMENT, header_value(&meta.deployment));
+    headers.insert(ATTEMPTS, HeaderValue::from(meta.attempts));
+    headers.insert(FALLBACK_INDEX, HeaderValue::from(meta.fallback_index));
+    headers.insert(UPSTREAM_MS, millis_value(meta.upstream));
+    headers.insert(OVERHEAD_US, HeaderValue::from(overhead.as_micros() as u64));
+    if let Some(key) = &meta.key_name {
+        headers.insert(KEY, header_value(key));
+    }
+    headers.insert(REQUEST_ID, header_value(request_id));
+    let mut response = Response::new(body);
+    *response.headers_mut() = headers;
+    response
+}
+
+/// A duration in milliseconds with three decimals (`12.345`), written without float formatting.
+fn millis_value(d: std::time::Duration) -> HeaderValue {
+    let micros = d.as_micros();
+    let mut digits = itoa::Buffer::new();
+    let mut out = [0u8; 48];
+    let whole = digits.format(micros / 1000).as_bytes();
+    out[..whole.len()].copy_from_slice(whole);
+    let frac = (micros % 1000) as u16;
+    let tail = [
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ];
+    let len = whole.len() + tail.len();
+    out[whole.len()..len].copy_from_slice(&tail);
+    HeaderValue::from_bytes(&out[..len]).unwrap_or_else(|_| HeaderValue::from_static("0.000"))
+}
+
+/// A response body as JSON, in a buffer sized up front: answers are a few hundred bytes to a few
+/// KB, and growing from serde_json's default 128 bytes reallocates and copies several times.
+pub fn encode_body<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, value)
+        .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
+    Ok(out)
 }
 
 pub fn json_response(
@@ -64,12 +101,7 @@ pub fn json_response(
     meta: &ServedBy,
     started: Instant,
 ) -> Response {
-    served_headers(Response::builder(), meta, started)
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, JSON)
-        .header(REQUEST_ID, header_value(request_id))
-        .body(Body::from(body))
-        .unwrap_or_else(internal)
+    served_response(Body::from(body), JSON, &[], request_id, meta, started)
 }
 
 /// A plain JSON answer that no upstream served (models list, health).
@@ -120,6 +152,9 @@ pub struct SseBody {
     inner: ChunkStream,
     finished: bool,
     request_id: String,
+    /// The previous event's size: chunks of one stream are alike, so the next buffer is sized
+    /// from it rather than grown.
+    last_len: usize,
 }
 
 impl SseBody {
@@ -128,6 +163,7 @@ impl SseBody {
             inner,
             finished: false,
             request_id,
+            last_len: 0,
         }
     }
 }
@@ -140,8 +176,11 @@ impl Stream for SseBody {
             return Poll::Ready(None);
         }
         match self.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => match serde_json::to_vec(&chunk) {
-                Ok(json) => Poll::Ready(Some(Ok(sse::encode_data(&json)))),
+            Poll::Ready(Some(Ok(chunk))) => match sse::encode_json_data(&chunk, self.last_len) {
+                Ok(event) => {
+                    self.last_len = event.len();
+                    Poll::Ready(Some(Ok(event)))
+                }
                 Err(e) => {
                     self.finished = true;
                     let err = GatewayError::internal(format!("cannot encode chunk: {e}"));
@@ -201,14 +240,17 @@ pub fn event_stream_response<S>(
 where
     S: Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
 {
-    served_headers(Response::builder(), meta, started)
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/event-stream")
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header(ACCEL_BUFFERING, "no")
-        .header(REQUEST_ID, header_value(request_id))
-        .body(Body::from_stream(body))
-        .unwrap_or_else(internal)
+    served_response(
+        Body::from_stream(body),
+        HeaderValue::from_static("text/event-stream"),
+        &[
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (ACCEL_BUFFERING, HeaderValue::from_static("no")),
+        ],
+        request_id,
+        meta,
+        started,
+    )
 }
 
 /// An error as JSON in a given API's shape, with the usual headers.
@@ -225,4 +267,20 @@ pub fn error_json(err: &GatewayError, request_id: &str, body: Vec<u8>) -> Respon
         b = b.header(PROVIDER, header_value(p));
     }
     b.body(Body::from(body)).unwrap_or_else(internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn millis_have_three_decimals() {
+        let ms = |d: Duration| millis_value(d).to_str().unwrap().to_string();
+        assert_eq!(ms(Duration::ZERO), "0.000");
+        assert_eq!(ms(Duration::from_nanos(12_345_678)), "12.345");
+        assert_eq!(ms(Duration::from_micros(999)), "0.999");
+        assert_eq!(ms(Duration::from_millis(1_500)), "1500.000");
+        assert_eq!(ms(Duration::from_secs(86_400 * 365)), "31536000000.000");
+    }
 }

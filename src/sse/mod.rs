@@ -145,6 +145,19 @@ pub fn encode_data(payload: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
+/// `data: <json>\n\n` with the JSON written in place: one buffer (of about `size_hint` bytes), no
+/// copy.
+pub fn encode_json_data<T: serde::Serialize + ?Sized>(
+    value: &T,
+    size_hint: usize,
+) -> serde_json::Result<Bytes> {
+    let mut out = Vec::with_capacity(size_hint.max(120) + 16);
+    out.extend_from_slice(b"data: ");
+    serde_json::to_writer(&mut out, value)?;
+    out.extend_from_slice(b"\n\n");
+    Ok(Bytes::from(out))
+}
+
 /// `event: <name>\ndata: <json>\n\n`, the form Anthropic-style streams use.
 pub fn encode_event(event: &str, payload: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(payload.len() + event.len() + 16);

@@ -56,8 +56,17 @@ impl PriceTable {
     }
 
     pub fn price(&self, provider: &str, model: &str) -> Option<Price> {
-        let key = format!("{provider}/{model}");
-        lookup(&self.overrides, &key).or_else(|| lookup(bundled(), &key))
+        thread_local! {
+            // The `provider/model` key, built in a reused buffer: this runs on every answer.
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        KEY.with_borrow_mut(|key| {
+            key.clear();
+            key.push_str(provider);
+            key.push('/');
+            key.push_str(model);
+            lookup(&self.overrides, key).or_else(|| lookup(bundled(), key))
+        })
     }
 
     /// The cost of one answer, if the model has a price.

@@ -170,14 +170,16 @@ const MAX_CACHED_HANDLES: usize = 4096;
 struct HandleCache<H> {
     /// Reused buffer for the lookup key: no allocation once a label set has been seen.
     key: String,
-    handles: HashMap<String, H>,
+    /// foldhash rather than SipHash: keys are hashed several times per request. It is still
+    /// seeded per map, and the map is bounded, so client-chosen label values cannot make it slow.
+    handles: HashMap<String, H, foldhash::fast::RandomState>,
 }
 
 impl<H: Clone> HandleCache<H> {
     fn new() -> Self {
         HandleCache {
             key: String::new(),
-            handles: HashMap::new(),
+            handles: HashMap::default(),
         }
     }
 
