@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use super::extra::deserialize_with_extra;
 use super::{Extra, MessageContent, Stop};
 
 /// OpenAI request fields that no other provider API understands. Adapters for native APIs drop
@@ -26,7 +27,7 @@ pub const OPENAI_ONLY_FIELDS: &[&str] = &[
 ];
 
 /// `POST /v1/chat/completions` body.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,
@@ -160,7 +161,7 @@ impl Role {
 }
 
 /// One message of a conversation, or the message of a response choice.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     pub role: Role,
     /// Absent or null on assistant messages that only call tools.
@@ -199,7 +200,7 @@ impl Message {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolCall {
     pub id: String,
     #[serde(rename = "type", default = "function_type")]
@@ -316,7 +317,7 @@ pub struct JsonSchemaFormat {
 }
 
 /// A chat completion (non-streamed).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatResponse {
     pub id: String,
     #[serde(default = "chat_completion_object")]
@@ -338,7 +339,7 @@ fn chat_completion_object() -> String {
     "chat.completion".to_string()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Choice {
     #[serde(default)]
     pub index: u32,
@@ -407,7 +408,7 @@ impl<'de> Deserialize<'de> for FinishReason {
 }
 
 /// Token counts. Cached prompt tokens are in `prompt_tokens_details.cached_tokens`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Usage {
     #[serde(default)]
     pub prompt_tokens: u64,
@@ -441,7 +442,7 @@ impl Usage {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PromptTokensDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_tokens: Option<u64>,
@@ -451,7 +452,7 @@ pub struct PromptTokensDetails {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CompletionTokensDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_tokens: Option<u64>,
@@ -460,3 +461,77 @@ pub struct CompletionTokensDetails {
     #[serde(flatten)]
     pub extra: Extra,
 }
+
+deserialize_with_extra!(ChatRequest {
+    model: "model"[required],
+    messages: "messages"[required],
+    stream: "stream",
+    stream_options: "stream_options",
+    temperature: "temperature",
+    top_p: "top_p",
+    n: "n",
+    stop: "stop",
+    max_tokens: "max_tokens",
+    max_completion_tokens: "max_completion_tokens",
+    presence_penalty: "presence_penalty",
+    frequency_penalty: "frequency_penalty",
+    logit_bias: "logit_bias",
+    logprobs: "logprobs",
+    top_logprobs: "top_logprobs",
+    user: "user",
+    seed: "seed",
+    tools: "tools",
+    tool_choice: "tool_choice",
+    parallel_tool_calls: "parallel_tool_calls",
+    response_format: "response_format",
+});
+
+deserialize_with_extra!(Message {
+    role: "role"[required],
+    content: "content",
+    name: "name",
+    tool_calls: "tool_calls",
+    tool_call_id: "tool_call_id",
+    refusal: "refusal",
+});
+
+deserialize_with_extra!(ToolCall {
+    id: "id"[required],
+    kind: "type" = function_type(),
+    function: "function"[required],
+});
+
+deserialize_with_extra!(ChatResponse {
+    id: "id"[required],
+    object: "object" = chat_completion_object(),
+    created: "created",
+    model: "model",
+    choices: "choices"[required],
+    usage: "usage",
+    system_fingerprint: "system_fingerprint",
+});
+
+deserialize_with_extra!(Choice {
+    index: "index",
+    message: "message"[required],
+    finish_reason: "finish_reason",
+    logprobs: "logprobs",
+});
+
+deserialize_with_extra!(Usage {
+    prompt_tokens: "prompt_tokens",
+    completion_tokens: "completion_tokens",
+    total_tokens: "total_tokens",
+    prompt_tokens_details: "prompt_tokens_details",
+    completion_tokens_details: "completion_tokens_details",
+});
+
+deserialize_with_extra!(PromptTokensDetails {
+    cached_tokens: "cached_tokens",
+    audio_tokens: "audio_tokens",
+});
+
+deserialize_with_extra!(CompletionTokensDetails {
+    reasoning_tokens: "reasoning_tokens",
+    audio_tokens: "audio_tokens",
+});

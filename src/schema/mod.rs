@@ -5,6 +5,7 @@
 mod chat;
 mod content;
 mod embeddings;
+pub(crate) mod extra;
 mod models;
 mod stream;
 

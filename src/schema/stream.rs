@@ -4,12 +4,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::extra::deserialize_with_extra;
 use super::{
     ChatResponse, Choice, Extra, FinishReason, FunctionCall, Message, MessageContent, Role,
     ToolCall, Usage,
 };
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatChunk {
     #[serde(default)]
     pub id: String,
@@ -62,7 +63,7 @@ impl ChatChunk {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChunkChoice {
     #[serde(default)]
     pub index: u32,
@@ -76,7 +77,7 @@ pub struct ChunkChoice {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
@@ -101,7 +102,7 @@ impl Delta {
 
 /// A fragment of a tool call: the first fragment of a call carries `id` and `function.name`, later
 /// ones append to `function.arguments`. `index` says which call of the message it belongs to.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ToolCallDelta {
     #[serde(default)]
     pub index: u32,
@@ -279,3 +280,34 @@ pub fn chunks_from_response(resp: &ChatResponse) -> Vec<ChatChunk> {
     }
     out
 }
+
+deserialize_with_extra!(ChatChunk {
+    id: "id",
+    object: "object" = chunk_object(),
+    created: "created",
+    model: "model",
+    choices: "choices",
+    usage: "usage",
+    system_fingerprint: "system_fingerprint",
+});
+
+deserialize_with_extra!(ChunkChoice {
+    index: "index",
+    delta: "delta",
+    finish_reason: "finish_reason",
+    logprobs: "logprobs",
+});
+
+deserialize_with_extra!(Delta {
+    role: "role",
+    content: "content",
+    tool_calls: "tool_calls",
+    refusal: "refusal",
+});
+
+deserialize_with_extra!(ToolCallDelta {
+    index: "index",
+    id: "id",
+    kind: "type",
+    function: "function",
+});
