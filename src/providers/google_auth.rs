@@ -325,7 +325,7 @@ impl ServiceAccountTokenSource {
             }
         };
         let status = resp.status().as_u16();
-        let bytes = tokio::time::timeout(TOKEN_TIMEOUT, http_client::body_bytes(resp))
+        let bytes = tokio::time::timeout(TOKEN_TIMEOUT, http_client::body_bytes(resp.into_body()))
             .await
             .ok()
             .and_then(|r| r.ok())

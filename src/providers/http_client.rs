@@ -224,11 +224,12 @@ impl RequestBuilder {
         let inner = &self.client.inner;
         if let Some(proxies) = &inner.proxies
             && request.uri().scheme() == Some(&Scheme::HTTP)
-            && let Some(auth) = proxies
+            && let Some(mut auth) = proxies
                 .intercept(request.uri())
                 .and_then(|p| p.basic_auth().cloned())
         {
             // A plain-HTTP request goes to the proxy itself, which wants the credentials on it.
+            auth.set_sensitive(true);
             request
                 .headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth);
@@ -289,8 +290,8 @@ impl SendError {
 }
 
 /// Reads a whole response body.
-pub async fn body_bytes(response: Response) -> Result<Bytes, hyper::Error> {
-    Ok(response.into_body().collect().await?.to_bytes())
+pub async fn body_bytes(body: Incoming) -> Result<Bytes, hyper::Error> {
+    Ok(body.collect().await?.to_bytes())
 }
 
 /// A response body as a stream of chunks, as they arrive.
@@ -551,7 +552,7 @@ mod tests {
             .unwrap();
         assert_eq!(resp.status(), 201);
         assert_eq!(resp.headers()["x-up"], "1");
-        assert_eq!(body_bytes(resp).await.unwrap(), "ok");
+        assert_eq!(body_bytes(resp.into_body()).await.unwrap(), "ok");
         let request = server.await.unwrap().to_ascii_lowercase();
         assert!(
             request.starts_with("post /v1/things http/1.1\r\n"),

@@ -120,7 +120,7 @@ pub async fn fetch(call: &Call<'_>, builder: RequestBuilder) -> Result<Fetched> 
     let work = async {
         let resp = builder.send().await.map_err(|e| transport_error(call, e))?;
         let (head, body) = resp.into_parts();
-        let body = http_client::body_bytes(Response::new(body))
+        let body = http_client::body_bytes(body)
             .await
             .map_err(|e| body_error(call, &e))?;
         Ok(Fetched {
@@ -150,14 +150,11 @@ pub async fn open(call: &Call<'_>, builder: RequestBuilder) -> Result<(Response,
 /// Reads an error body (bounded by the request timeout) after a non-2xx streamed response head.
 pub async fn read_error_body(call: &Call<'_>, resp: Response) -> Fetched {
     let (head, body) = resp.into_parts();
-    let body = tokio::time::timeout(
-        call.timeouts.request.0,
-        http_client::body_bytes(Response::new(body)),
-    )
-    .await
-    .ok()
-    .and_then(|r| r.ok())
-    .unwrap_or_default();
+    let body = tokio::time::timeout(call.timeouts.request.0, http_client::body_bytes(body))
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
     Fetched {
         status: head.status.as_u16(),
         headers: head.headers,
