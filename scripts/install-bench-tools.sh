@@ -11,10 +11,6 @@ cd "$(dirname "$0")/.."
 VENV_BIN="${VENV_BIN:-.venv/bin}"
 export PATH="$PATH:$HOME/.cargo/bin:/usr/sbin"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-apt_install() {
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
-}
 
 # nginx (and the other servers the suites start) come from the shared services script.
 scripts/install-services.sh
@@ -22,7 +18,8 @@ scripts/install-services.sh
 # valgrind (callgrind) for benches/instructions.sh; present on most machines of this kind.
 if ! command -v valgrind >/dev/null; then
     echo "install-bench-tools: installing valgrind" >&2
-    apt_install valgrind
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq valgrind >/dev/null
 fi
 
 if ! command -v oha >/dev/null && [ ! -x "$HOME/.cargo/bin/oha" ]; then

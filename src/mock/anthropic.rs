@@ -18,7 +18,7 @@ use crate::compat::anthropic::{ChunksToEvents, from_chat_response, to_chat_reque
 use crate::providers::anthropic::wire::{
     Block, ErrorBody, ErrorEnvelope, MessagesRequest, Role, error_type_for_status,
 };
-use crate::sse::encode_event;
+use crate::sse::encode_json_event;
 
 pub fn routes() -> Router<Shared> {
     Router::new().route("/v1/messages", post(messages))
@@ -197,7 +197,7 @@ async fn messages(State(state): State<Shared>, headers: HeaderMap, body: Bytes) 
                     message.usage.input_tokens = plan.prompt_tokens;
                     message.usage.output_tokens = 1;
                 }
-                encode_event(e.name(), &serde_json::to_vec(&e).unwrap_or_default())
+                encode_json_event(e.name(), &e).unwrap_or_default()
             })
             .collect();
         let delay = scenario.trickle.unwrap_or(state.options.chunk_delay);

@@ -31,7 +31,7 @@ use crate::schema::{
     FunctionDefinition, ImageUrl, Message, MessageContent, ResponseFormat as CanonicalFormat, Role,
     Stop, Tool, ToolCall as CanonicalToolCall, ToolChoice as CanonicalToolChoice, ToolChoiceMode,
 };
-use crate::sse::encode_event;
+use crate::sse::encode_json_event;
 
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -534,7 +534,7 @@ async fn chat(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> R
     if streaming {
         let frames = events(&plan, &id)
             .iter()
-            .map(|e| encode_event(e.name(), &serde_json::to_vec(e).unwrap_or_default()))
+            .map(|e| encode_json_event(e.name(), e).unwrap_or_default())
             .collect();
         let delay = scenario.trickle.unwrap_or(state.options.chunk_delay);
         super::sse_body(frames, delay, &scenario, None)

@@ -25,7 +25,7 @@ use crate::error::{GatewayError, Result};
 use crate::providers::ChunkStream;
 use crate::providers::anthropic::wire::{MessagesRequest, StreamEvent};
 use crate::schema::parse_json;
-use crate::sse::encode_event;
+use crate::sse::encode_json_event;
 
 pub fn anthropic_error(err: &GatewayError, rid: &str) -> Response {
     error_json(
@@ -86,10 +86,8 @@ impl AnthropicEvents {
 
     fn queue(&mut self, events: Vec<StreamEvent>) {
         for e in events {
-            self.pending.push_back(encode_event(
-                e.name(),
-                &serde_json::to_vec(&e).unwrap_or_default(),
-            ));
+            self.pending
+                .push_back(encode_json_event(e.name(), &e).unwrap_or_default());
         }
     }
 }
@@ -111,10 +109,8 @@ impl Stream for AnthropicEvents {
                 Poll::Ready(Some(Err(err))) => {
                     self.done = true;
                     let env = error_envelope(&err);
-                    self.pending.push_back(encode_event(
-                        "error",
-                        &serde_json::to_vec(&env).unwrap_or_default(),
-                    ));
+                    self.pending
+                        .push_back(encode_json_event("error", &env).unwrap_or_default());
                 }
                 Poll::Ready(None) => {
                     self.done = true;

@@ -202,7 +202,7 @@ impl Stream for SseBody {
 }
 
 fn error_event(err: &GatewayError) -> Bytes {
-    sse::encode_data(&serde_json::to_vec(&err.to_openai_json()).unwrap_or_default())
+    sse::encode_json_data(&err.to_openai_json(), 0).unwrap_or_default()
 }
 
 /// Logs the outcome of a request and renders an error with `render` (each API has its own error

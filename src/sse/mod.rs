@@ -136,37 +136,36 @@ impl SseDecoder {
     }
 }
 
-/// `data: <json>\n\n` for one payload.
-pub fn encode_data(payload: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(payload.len() + 8);
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(payload);
-    out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
-}
-
-/// `data: <json>\n\n` with the JSON written in place: one buffer (of about `size_hint` bytes), no
-/// copy.
+/// `data: <json>\n\n`, the OpenAI form, with the JSON written in place: one buffer (of about
+/// `size_hint` bytes, e.g. the previous event's size), no copy.
 pub fn encode_json_data<T: serde::Serialize + ?Sized>(
     value: &T,
     size_hint: usize,
 ) -> serde_json::Result<Bytes> {
-    let mut out = Vec::with_capacity(size_hint.max(120) + 16);
-    out.extend_from_slice(b"data: ");
+    encode_json(&[b"data: "], value, size_hint)
+}
+
+/// `event: <name>\ndata: <json>\n\n`, the form Anthropic-style streams use, written in place.
+pub fn encode_json_event<T: serde::Serialize + ?Sized>(
+    event: &str,
+    value: &T,
+) -> serde_json::Result<Bytes> {
+    encode_json(&[b"event: ", event.as_bytes(), b"\ndata: "], value, 0)
+}
+
+fn encode_json<T: serde::Serialize + ?Sized>(
+    head: &[&[u8]],
+    value: &T,
+    size_hint: usize,
+) -> serde_json::Result<Bytes> {
+    let head_len: usize = head.iter().map(|h| h.len()).sum();
+    let mut out = Vec::with_capacity(head_len + size_hint.max(120) + 2);
+    for part in head {
+        out.extend_from_slice(part);
+    }
     serde_json::to_writer(&mut out, value)?;
     out.extend_from_slice(b"\n\n");
     Ok(Bytes::from(out))
-}
-
-/// `event: <name>\ndata: <json>\n\n`, the form Anthropic-style streams use.
-pub fn encode_event(event: &str, payload: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(payload.len() + event.len() + 16);
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(event.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(payload);
-    out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
 }
 
 /// The OpenAI end-of-stream marker.
@@ -175,6 +174,24 @@ pub const DONE: &[u8] = b"data: [DONE]\n\n";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_encoded_in_place() {
+        let value = serde_json::json!({"a": "x\ny"});
+        let data = encode_json_data(&value, 0).unwrap();
+        assert_eq!(&data[..], b"data: {\"a\":\"x\\ny\"}\n\n");
+        let event = encode_json_event("ping", &value).unwrap();
+        assert_eq!(&event[..], b"event: ping\ndata: {\"a\":\"x\\ny\"}\n\n");
+        // What the encoders write, the decoder reads back.
+        let mut d = SseDecoder::new();
+        d.push(&event);
+        let e = d.next_event().unwrap();
+        assert_eq!(e.event.as_deref(), Some("ping"));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&e.data).unwrap(),
+            value
+        );
+    }
 
     fn decode_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
         let mut d = SseDecoder::new();

@@ -197,9 +197,9 @@ impl<H: Clone> HandleCache<H> {
         self.handles.get(self.key.as_str()).cloned()
     }
 
-    fn remember<'p>(&mut self, parts: impl IntoIterator<Item = &'p str>, handle: &H) {
+    /// Keeps `handle` under the key of the last [`lookup`](Self::lookup), which missed.
+    fn remember(&mut self, handle: &H) {
         if self.handles.len() < MAX_CACHED_HANDLES {
-            self.set_key(parts);
             self.handles.insert(self.key.clone(), handle.clone());
         }
     }
@@ -241,24 +241,26 @@ impl Cached for Gauge {
 /// handle the facade returns for a label set never changes. Before, the facade hands out no-op
 /// handles, which must not be kept.
 fn cached_handle<'p, H: Cached>(
-    parts: impl IntoIterator<Item = &'p str> + Clone,
+    parts: impl IntoIterator<Item = &'p str>,
     make: impl FnOnce() -> H,
 ) -> H {
     if HANDLE.get().is_none() {
         return make();
     }
-    // `try_`: a thread being torn down has no cache left; it looks the handle up.
+    // `try_`: a thread being torn down has no cache left; it looks the handle up. `None`: the
+    // cache was not consulted, so there is no key to remember the handle under.
     let found = H::cache()
-        .try_with(|cache| cache.try_borrow_mut().ok()?.lookup(parts.clone()))
+        .try_with(|cache| cache.try_borrow_mut().ok().map(|mut c| c.lookup(parts)))
         .ok()
         .flatten();
-    if let Some(handle) = found {
-        return handle;
-    }
-    let handle = make();
+    let handle = match found {
+        Some(Some(handle)) => return handle,
+        Some(None) => make(),
+        None => return make(),
+    };
     let _ = H::cache().try_with(|cache| {
         if let Ok(mut cache) = cache.try_borrow_mut() {
-            cache.remember(parts, &handle);
+            cache.remember(&handle);
         }
     });
     handle
@@ -458,10 +460,10 @@ mod tests {
     fn handle_cache_tells_label_sets_apart() {
         let mut cache: HandleCache<u32> = HandleCache::new();
         assert_eq!(cache.lookup(["m", "a", "bc"]), None);
-        cache.remember(["m", "a", "bc"], &1);
+        cache.remember(&1);
         // Same text, split differently: another label set.
         assert_eq!(cache.lookup(["m", "ab", "c"]), None);
-        cache.remember(["m", "ab", "c"], &2);
+        cache.remember(&2);
         assert_eq!(cache.lookup(["m", "a", "bc"]), Some(1));
         assert_eq!(cache.lookup(["m", "ab", "c"]), Some(2));
         assert_eq!(cache.lookup(["other", "a", "bc"]), None);
@@ -471,7 +473,8 @@ mod tests {
     fn handle_cache_is_bounded() {
         let mut cache: HandleCache<usize> = HandleCache::new();
         for i in 0..MAX_CACHED_HANDLES + 10 {
-            cache.remember(["m", i.to_string().as_str()], &i);
+            assert_eq!(cache.lookup(["m", i.to_string().as_str()]), None);
+            cache.remember(&i);
         }
         assert_eq!(cache.handles.len(), MAX_CACHED_HANDLES);
         assert_eq!(cache.lookup(["m", "0"]), Some(0));
