@@ -249,7 +249,7 @@ impl StreamTranslator<SseEvent> for AzureStreamTranslator {
 
 fn authorized(call: &Call<'_>, builder: RequestBuilder) -> RequestBuilder {
     match call.credential.and_then(|c| c.api_key()) {
-        Some(key) => builder.header("api-key", key.expose()),
+        Some(key) => builder.secret_header("api-key", key.expose()),
         None => builder,
     }
 }

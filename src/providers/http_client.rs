@@ -162,7 +162,26 @@ pub struct RequestBuilder {
 impl RequestBuilder {
     /// Adds a header (several with the same name are all sent). An invalid name or value fails
     /// the request when it is sent; the value is never quoted in that error.
-    pub fn header<K, V>(mut self, name: K, value: V) -> RequestBuilder
+    pub fn header<K, V>(self, name: K, value: V) -> RequestBuilder
+    where
+        HeaderName: TryFrom<K>,
+        HeaderValue: TryFrom<V>,
+    {
+        self.append(name, value, false)
+    }
+
+    /// Adds a header carrying a credential (an API key, a signature, a configured secret
+    /// header): like [`header`](Self::header), and marked sensitive, so HTTP/2 header
+    /// compression never indexes it (a compression table is shared state an attacker can probe).
+    pub fn secret_header<K, V>(self, name: K, value: V) -> RequestBuilder
+    where
+        HeaderName: TryFrom<K>,
+        HeaderValue: TryFrom<V>,
+    {
+        self.append(name, value, true)
+    }
+
+    fn append<K, V>(mut self, name: K, value: V, sensitive: bool) -> RequestBuilder
     where
         HeaderName: TryFrom<K>,
         HeaderValue: TryFrom<V>,
@@ -170,7 +189,8 @@ impl RequestBuilder {
         if let Ok(request) = &mut self.request {
             match HeaderName::try_from(name) {
                 Ok(name) => match HeaderValue::try_from(value) {
-                    Ok(value) => {
+                    Ok(mut value) => {
+                        value.set_sensitive(sensitive);
                         request.headers_mut().append(name, value);
                     }
                     Err(_) => {
@@ -519,6 +539,19 @@ mod tests {
             .unwrap_err();
         assert!(err.is_connect(), "{err:?}");
         assert!(!err.is_timeout(), "{err:?}");
+    }
+
+    #[test]
+    fn credential_headers_are_marked_sensitive() {
+        let builder = client()
+            .post("http://127.0.0.1:1/v1/things")
+            .header("x-plain", "a")
+            .secret_header("x-api-key", "k")
+            .bearer_auth("t");
+        let headers = builder.request.as_ref().unwrap().headers();
+        assert!(!headers["x-plain"].is_sensitive());
+        assert!(headers["x-api-key"].is_sensitive());
+        assert!(headers["authorization"].is_sensitive());
     }
 
     #[tokio::test]

@@ -93,7 +93,7 @@ pub fn request(call: &Call<'_>, method: http::Method, path: &str) -> RequestBuil
     url.push_str(path);
     let mut builder = call.provider.client.current().request(method, &url);
     for (name, value) in &call.provider.headers {
-        builder = builder.header(name.as_str(), value.expose());
+        builder = builder.secret_header(name.as_str(), value.expose());
     }
     for (name, value) in call.extra_headers {
         builder = builder.header(name.as_str(), value.as_str());

@@ -8,12 +8,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::Stream;
-use http::HeaderMap;
 
 use super::AppState;
 use super::body::{read_limited, request_id, require_json};
@@ -35,21 +33,21 @@ pub fn anthropic_error(err: &GatewayError, rid: &str) -> Response {
     )
 }
 
-pub async fn messages(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn messages(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let started = Instant::now();
-    let rid = request_id(&headers);
+    let rid = request_id(headers);
     let result = async {
         let limit = state.gateway.config().server.max_request_body.0 as usize;
         let rejected = super::openai_routes::rejected;
-        let bytes = read_limited(body, &headers, limit)
-            .await
-            .map_err(rejected)?;
+        let bytes = read_limited(body, headers, limit).await.map_err(rejected)?;
         require_json(&bytes).map_err(rejected)?;
         let native: MessagesRequest = parse_json(&bytes).map_err(rejected)?;
         let model = native.model.clone();
         let req = to_chat_request(native)?;
         let opts =
-            super::openai_routes::options_from_headers(&headers, &rid, &state.gateway.config())
+            super::openai_routes::options_from_headers(headers, &rid, &state.gateway.config())
                 .map_err(super::openai_routes::rejected)?;
         if req.is_stream() {
             let served = state.gateway.chat_stream(req, &opts).await?;

@@ -9,8 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -33,6 +32,7 @@ use crate::providers::gemini::wire::{
     BatchEmbedContentsRequest, EmbedContentRequest, GenerateContentRequest, GenerateContentResponse,
 };
 use crate::schema::parse_json;
+use crate::sse::encode_json_framed;
 
 pub fn genai_error(err: &GatewayError, rid: &str) -> Response {
     error_json(
@@ -47,11 +47,12 @@ pub async fn model_action(
     State(state): State<AppState>,
     Path((_version, rest)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let started = Instant::now();
-    let rid = request_id(&headers);
+    let rid = request_id(headers);
     let result = async {
         let (model, action) = split_model_action(&rest).ok_or_else(|| {
             GatewayError::not_found(format!(
@@ -59,7 +60,7 @@ pub async fn model_action(
             ))
         })?;
         let limit = state.gateway.config().server.max_request_body.0 as usize;
-        let bytes = read_limited(body, &headers, limit).await?;
+        let bytes = read_limited(body, headers, limit).await?;
         require_json(&bytes)?;
         let opts = RequestOptions::default();
         match action {
@@ -146,6 +147,8 @@ struct GenaiEvents {
     sse: bool,
     sent_any: bool,
     done: bool,
+    /// The previous frame's size: the next one's buffer is sized from it.
+    last_len: usize,
 }
 
 impl GenaiEvents {
@@ -157,26 +160,28 @@ impl GenaiEvents {
             sse,
             sent_any: false,
             done: false,
+            last_len: 0,
         }
     }
 
-    fn frame(&mut self, json: Vec<u8>) {
-        let mut out = Vec::with_capacity(json.len() + 8);
-        if self.sse {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(&json);
-            out.extend_from_slice(b"\r\n\r\n");
-        } else {
-            out.extend_from_slice(if self.sent_any { b",\r\n" } else { b"[" });
-            out.extend_from_slice(&json);
-        }
+    /// One frame, written in place: an SSE event (Gemini ends its lines with CRLF) or the next
+    /// element of the JSON array.
+    fn frame<T: serde::Serialize>(&mut self, value: &T) {
+        let (head, tail): (&[u8], &[u8]) = match (self.sse, self.sent_any) {
+            (true, _) => (b"data: ", b"\r\n\r\n"),
+            (false, false) => (b"[", b""),
+            (false, true) => (b",\r\n", b""),
+        };
+        // A response built by the gateway always serializes; an empty frame is the fallback.
+        let frame = encode_json_framed(&[head], value, tail, self.last_len).unwrap_or_default();
+        self.last_len = frame.len();
         self.sent_any = true;
-        self.pending.push_back(Bytes::from(out));
+        self.pending.push_back(frame);
     }
 
     fn queue(&mut self, responses: Vec<GenerateContentResponse>) {
         for r in responses {
-            self.frame(serde_json::to_vec(&r).unwrap_or_default());
+            self.frame(&r);
         }
     }
 
@@ -208,8 +213,7 @@ impl Stream for GenaiEvents {
                 }
                 Poll::Ready(Some(Err(err))) => {
                     tracing::warn!(error = %err, "genai stream failed after it started");
-                    let env = serde_json::to_vec(&error_envelope(&err)).unwrap_or_default();
-                    self.frame(env);
+                    self.frame(&error_envelope(&err));
                     self.close();
                 }
                 Poll::Ready(None) => {

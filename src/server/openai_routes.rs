@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use http::{HeaderMap, Method, Uri};
 
@@ -63,22 +62,18 @@ pub(super) fn options_from_headers(
     Ok(opts)
 }
 
-pub async fn chat_completions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let started = Instant::now();
-    let rid = request_id(&headers);
+    let rid = request_id(headers);
     let result = async {
         let limit = state.gateway.config().server.max_request_body.0 as usize;
-        let bytes = read_limited(body, &headers, limit)
-            .await
-            .map_err(rejected)?;
+        let bytes = read_limited(body, headers, limit).await.map_err(rejected)?;
         require_json(&bytes).map_err(rejected)?;
         let req: ChatRequest = parse_json(&bytes).map_err(rejected)?;
         let opts =
-            options_from_headers(&headers, &rid, &state.gateway.config()).map_err(rejected)?;
+            options_from_headers(headers, &rid, &state.gateway.config()).map_err(rejected)?;
         if req.is_stream() {
             let served = state.gateway.chat_stream(req, &opts).await?;
             Ok(sse_response(served.value, &rid, &served.meta, started))
@@ -92,18 +87,18 @@ pub async fn chat_completions(
     finish("chat.completions", &rid, started, result)
 }
 
-pub async fn embeddings(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let started = Instant::now();
-    let rid = request_id(&headers);
+    let rid = request_id(headers);
     let result = async {
         let limit = state.gateway.config().server.max_request_body.0 as usize;
-        let bytes = read_limited(body, &headers, limit)
-            .await
-            .map_err(rejected)?;
+        let bytes = read_limited(body, headers, limit).await.map_err(rejected)?;
         require_json(&bytes).map_err(rejected)?;
         let req: EmbeddingRequest = parse_json(&bytes).map_err(rejected)?;
         let opts =
-            options_from_headers(&headers, &rid, &state.gateway.config()).map_err(rejected)?;
+            options_from_headers(headers, &rid, &state.gateway.config()).map_err(rejected)?;
         let served = state.gateway.embeddings(req, &opts).await?;
         let json = encode_body(&served.value)?;
         Ok(json_response(json, &rid, &served.meta, started))

@@ -142,7 +142,7 @@ pub fn encode_json_data<T: serde::Serialize + ?Sized>(
     value: &T,
     size_hint: usize,
 ) -> serde_json::Result<Bytes> {
-    encode_json(&[b"data: "], value, size_hint)
+    encode_json_framed(&[b"data: "], value, b"\n\n", size_hint)
 }
 
 /// `event: <name>\ndata: <json>\n\n`, the form Anthropic-style streams use, written in place.
@@ -150,21 +150,30 @@ pub fn encode_json_event<T: serde::Serialize + ?Sized>(
     event: &str,
     value: &T,
 ) -> serde_json::Result<Bytes> {
-    encode_json(&[b"event: ", event.as_bytes(), b"\ndata: "], value, 0)
+    encode_json_framed(
+        &[b"event: ", event.as_bytes(), b"\ndata: "],
+        value,
+        b"\n\n",
+        0,
+    )
 }
 
-fn encode_json<T: serde::Serialize + ?Sized>(
+/// `head` parts, the JSON of `value`, then `tail`, written into one buffer of about `size_hint`
+/// bytes: the frame of any JSON event stream (SSE with `\n` or `\r\n` line ends, the elements
+/// of a streamed JSON array).
+pub fn encode_json_framed<T: serde::Serialize + ?Sized>(
     head: &[&[u8]],
     value: &T,
+    tail: &[u8],
     size_hint: usize,
 ) -> serde_json::Result<Bytes> {
     let head_len: usize = head.iter().map(|h| h.len()).sum();
-    let mut out = Vec::with_capacity(head_len + size_hint.max(120) + 2);
+    let mut out = Vec::with_capacity(head_len + size_hint.max(120) + tail.len());
     for part in head {
         out.extend_from_slice(part);
     }
     serde_json::to_writer(&mut out, value)?;
-    out.extend_from_slice(b"\n\n");
+    out.extend_from_slice(tail);
     Ok(Bytes::from(out))
 }
 

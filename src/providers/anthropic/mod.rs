@@ -26,7 +26,7 @@ fn headers(call: &Call<'_>, builder: RequestBuilder) -> RequestBuilder {
         .unwrap_or(wire::DEFAULT_VERSION);
     let builder = builder.header("anthropic-version", version);
     match call.credential.and_then(|c| c.api_key()) {
-        Some(key) => builder.header("x-api-key", key.expose()),
+        Some(key) => builder.secret_header("x-api-key", key.expose()),
         None => builder,
     }
 }

@@ -84,11 +84,11 @@ fn post(
             )
             .map_err(|e| transport::scrub_call_secrets(e, call))?;
             for (name, value) in signed {
-                builder = builder.header(name, value);
+                builder = builder.secret_header(name, value);
             }
         }
         Some(Credential::ApiKey(key)) => {
-            builder = builder.header(
+            builder = builder.secret_header(
                 http::header::AUTHORIZATION,
                 format!("Bearer {}", key.expose()),
             );

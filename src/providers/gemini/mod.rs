@@ -119,7 +119,7 @@ fn vertex_location<'a>(call: &'a Call<'_>) -> Result<(&'a str, &'a str)> {
 /// Adds the credential the way each flavour wants it.
 async fn authorize(call: &Call<'_>, builder: RequestBuilder) -> Result<RequestBuilder> {
     Ok(match call.credential {
-        Some(Credential::ApiKey(key)) => builder.header("x-goog-api-key", key.expose()),
+        Some(Credential::ApiKey(key)) => builder.secret_header("x-goog-api-key", key.expose()),
         Some(Credential::ServiceAccount(source)) => {
             // Fetching a token counts against the request's own deadline.
             let limit = call.timeouts.request.0;
@@ -152,7 +152,7 @@ fn post(call: &Call<'_>, url: String, body: Vec<u8>) -> RequestBuilder {
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body);
     for (name, value) in &call.provider.headers {
-        builder = builder.header(name.as_str(), value.expose());
+        builder = builder.secret_header(name.as_str(), value.expose());
     }
     for (name, value) in call.extra_headers {
         builder = builder.header(name.as_str(), value.as_str());
@@ -163,7 +163,7 @@ fn post(call: &Call<'_>, url: String, body: Vec<u8>) -> RequestBuilder {
 fn get(call: &Call<'_>, url: String) -> RequestBuilder {
     let mut builder = call.provider.client.current().get(&url);
     for (name, value) in &call.provider.headers {
-        builder = builder.header(name.as_str(), value.expose());
+        builder = builder.secret_header(name.as_str(), value.expose());
     }
     builder
 }
