@@ -23,11 +23,13 @@ setup: $(DEPS)
 
 ## Build the wheel and install it into the virtualenv (as `pip install .` does for users). The
 ## wheel bundles the native `ferrogate` executable, which `ferrogate serve` runs when it can.
+## Both are built with the `dist` profile (whole-program LTO, see Cargo.toml).
 NATIVE := python/ferrogate/_bin/ferrogate
+TARGET := $(or $(CARGO_TARGET_DIR),target)
 build: $(DEPS)
-	cargo build --release --bin ferrogate
+	cargo build --profile dist --bin ferrogate
 	mkdir -p $(dir $(NATIVE))
-	strip -o $(NATIVE) target/release/ferrogate 2>/dev/null || cp target/release/ferrogate $(NATIVE)
+	strip -o $(NATIVE) $(TARGET)/dist/ferrogate 2>/dev/null || cp $(TARGET)/dist/ferrogate $(NATIVE)
 	$(BIN)/pip install -q --no-deps --force-reinstall .
 
 ## Run the gateway with its built-in defaults (providers from their standard environment variables).
@@ -37,8 +39,10 @@ serve: build
 ## Every test: Rust unit and integration tests, then the Python suites against the installed wheel.
 test: build test-rust test-python
 
+## Unoptimised: the tests check behaviour (the speed is the benchmarks' business), and this
+## build shares nothing with the `dist` one anyway.
 test-rust:
-	cargo test --release --all-targets
+	cargo test --all-targets
 
 test-python: build
 	scripts/install-services.sh
@@ -62,7 +66,7 @@ bench: build
 	$(BIN)/python benches/server_load.py $(ARGS)
 
 ## User-space instructions per request under callgrind (deterministic: for comparing builds on a
-## noisy machine). `make bench-instructions ARGS="old-binary target/release/ferrogate"` compares.
+## noisy machine). `make bench-instructions ARGS="old-binary target/dist/ferrogate"` compares.
 bench-instructions: build
 	VENV_BIN=$(BIN) scripts/install-bench-tools.sh
 	benches/instructions.sh $(ARGS)

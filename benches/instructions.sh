@@ -6,7 +6,7 @@
 # machine is doing: the measure to compare two builds with on a shared, noisy machine, where
 # wall-clock figures move by more than a small change does.
 #
-# Usage: benches/instructions.sh [BINARY...]   (default: target/release/ferrogate)
+# Usage: benches/instructions.sh [BINARY...]   (default: the `dist` build, target/dist/ferrogate)
 # With several binaries, each is measured in turn and compared with the first.
 # REQUESTS (default 2000) requests are counted after 300 unmeasured ones.
 # Writes bench-results/instructions.json; `callgrind_annotate` reads the profiles it keeps there.
@@ -17,7 +17,7 @@ WARMUP=300
 OUT=${OUT:-bench-results}
 PORT_MOCK=${PORT_MOCK:-19501}; PORT_GW=${PORT_GW:-19500}
 export PATH="$PATH:$HOME/.cargo/bin"
-if [ $# -eq 0 ]; then set -- target/release/ferrogate; fi
+if [ $# -eq 0 ]; then set -- "${CARGO_TARGET_DIR:-target}/dist/ferrogate"; fi
 for tool in valgrind callgrind_control callgrind_annotate oha curl; do
     command -v "$tool" >/dev/null || { echo "instructions: $tool is missing (make bench-instructions installs it)" >&2; exit 1; }
 done
