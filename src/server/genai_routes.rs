@@ -172,11 +172,16 @@ impl GenaiEvents {
             (false, false) => (b"[", b""),
             (false, true) => (b",\r\n", b""),
         };
-        // A response built by the gateway always serializes; an empty frame is the fallback.
-        let frame = encode_json_framed(&[head], value, tail, self.last_len).unwrap_or_default();
-        self.last_len = frame.len();
-        self.sent_any = true;
-        self.pending.push_back(frame);
+        match encode_json_framed(&[head], value, tail, self.last_len) {
+            Ok(frame) => {
+                self.last_len = frame.len();
+                self.sent_any = true;
+                self.pending.push_back(frame);
+            }
+            // Not expected (the gateway builds these values), and never half a frame: the
+            // framing of what follows stays valid.
+            Err(e) => tracing::error!(error = %e, "a Gemini stream frame could not be encoded"),
+        }
     }
 
     fn queue(&mut self, responses: Vec<GenerateContentResponse>) {
