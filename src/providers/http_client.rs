@@ -204,21 +204,8 @@ impl RequestBuilder {
     }
 
     /// `Authorization: Bearer <token>`, marked sensitive (never indexed by HTTP/2 compression).
-    pub fn bearer_auth(mut self, token: &str) -> RequestBuilder {
-        if let Ok(request) = &mut self.request {
-            match HeaderValue::try_from(format!("Bearer {token}")) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    request
-                        .headers_mut()
-                        .insert(http::header::AUTHORIZATION, value);
-                }
-                Err(_) => {
-                    self.request = Err("invalid value for header `authorization`".to_string());
-                }
-            }
-        }
-        self
+    pub fn bearer_auth(self, token: &str) -> RequestBuilder {
+        self.secret_header(http::header::AUTHORIZATION, format!("Bearer {token}"))
     }
 
     pub fn body(mut self, body: impl Into<Bytes>) -> RequestBuilder {

@@ -5,7 +5,8 @@
 //! nesting level (a response, its choices, their messages). On the request path that was the
 //! largest part of parsing. [`deserialize_with_extra!`] writes the visitor instead: known fields
 //! straight from the input, the others into `extra` as JSON values. Serialization keeps the
-//! derive (flattening costs little there).
+//! derive (flattening costs little there); the macro's field list is the only place that says
+//! what a field takes when absent, so those structs carry no `#[serde(default)]`.
 
 use std::fmt;
 

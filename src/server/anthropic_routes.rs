@@ -39,16 +39,16 @@ pub async fn messages(State(state): State<AppState>, request: Request) -> Respon
     let started = Instant::now();
     let rid = request_id(headers);
     let result = async {
-        let limit = state.gateway.config().server.max_request_body.0 as usize;
+        let config = state.gateway.config();
+        let limit = config.server.max_request_body.0 as usize;
         let rejected = super::openai_routes::rejected;
         let bytes = read_limited(body, headers, limit).await.map_err(rejected)?;
         require_json(&bytes).map_err(rejected)?;
         let native: MessagesRequest = parse_json(&bytes).map_err(rejected)?;
         let model = native.model.clone();
         let req = to_chat_request(native)?;
-        let opts =
-            super::openai_routes::options_from_headers(headers, &rid, &state.gateway.config())
-                .map_err(super::openai_routes::rejected)?;
+        let opts = super::openai_routes::options_from_headers(headers, &rid, &config)
+            .map_err(super::openai_routes::rejected)?;
         if req.is_stream() {
             let served = state.gateway.chat_stream(req, &opts).await?;
             let body = AnthropicEvents::new(served.value, &model);

@@ -68,12 +68,12 @@ pub async fn chat_completions(State(state): State<AppState>, request: Request) -
     let started = Instant::now();
     let rid = request_id(headers);
     let result = async {
-        let limit = state.gateway.config().server.max_request_body.0 as usize;
+        let config = state.gateway.config();
+        let limit = config.server.max_request_body.0 as usize;
         let bytes = read_limited(body, headers, limit).await.map_err(rejected)?;
         require_json(&bytes).map_err(rejected)?;
         let req: ChatRequest = parse_json(&bytes).map_err(rejected)?;
-        let opts =
-            options_from_headers(headers, &rid, &state.gateway.config()).map_err(rejected)?;
+        let opts = options_from_headers(headers, &rid, &config).map_err(rejected)?;
         if req.is_stream() {
             let served = state.gateway.chat_stream(req, &opts).await?;
             Ok(sse_response(served.value, &rid, &served.meta, started))
@@ -93,12 +93,12 @@ pub async fn embeddings(State(state): State<AppState>, request: Request) -> Resp
     let started = Instant::now();
     let rid = request_id(headers);
     let result = async {
-        let limit = state.gateway.config().server.max_request_body.0 as usize;
+        let config = state.gateway.config();
+        let limit = config.server.max_request_body.0 as usize;
         let bytes = read_limited(body, headers, limit).await.map_err(rejected)?;
         require_json(&bytes).map_err(rejected)?;
         let req: EmbeddingRequest = parse_json(&bytes).map_err(rejected)?;
-        let opts =
-            options_from_headers(headers, &rid, &state.gateway.config()).map_err(rejected)?;
+        let opts = options_from_headers(headers, &rid, &config).map_err(rejected)?;
         let served = state.gateway.embeddings(req, &opts).await?;
         let json = encode_body(&served.value)?;
         Ok(json_response(json, &rid, &served.meta, started))

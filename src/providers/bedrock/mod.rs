@@ -88,10 +88,7 @@ fn post(
             }
         }
         Some(Credential::ApiKey(key)) => {
-            builder = builder.secret_header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", key.expose()),
-            );
+            builder = builder.bearer_auth(key.expose());
         }
         Some(other @ Credential::ServiceAccount(_)) => {
             return Err(GatewayError::invalid_request(format!(
