@@ -73,6 +73,7 @@ impl Plugin for TestPlugin {
             pre: true,
             post: true,
             chunk: true,
+            raw_chat: false,
         }
     }
     fn pre_hook<'a>(
@@ -404,4 +405,105 @@ async fn config_plugins_and_their_errors() {
         "the built-in observer comes first"
     );
     assert!(!gw.pipeline().find("measure").unwrap().is_enabled());
+}
+
+/// Records which form of a chat answer its post-hook was given.
+struct FormProbe {
+    name: String,
+    raw_chat: bool,
+    log: Log,
+}
+
+impl Plugin for FormProbe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks {
+            post: true,
+            raw_chat: self.raw_chat,
+            ..Hooks::default()
+        }
+    }
+    fn post_hook<'a>(
+        &'a self,
+        _ctx: &'a mut RequestContext,
+        result: &'a mut Result<Reply, GatewayError>,
+    ) -> HookFuture<'a, ()> {
+        Box::pin(async move {
+            let form = match &*result {
+                Ok(Reply::Chat(_)) => "parsed",
+                Ok(Reply::RawChat(_)) => "raw",
+                Ok(Reply::Embeddings(_)) => "embeddings",
+                Err(_) => "error",
+            };
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{}:{form}", self.name));
+            Ok(())
+        })
+    }
+}
+
+fn form_of(reply: &Reply) -> &'static str {
+    match reply {
+        Reply::Chat(_) => "parsed",
+        Reply::RawChat(_) => "raw",
+        Reply::Embeddings(_) => "embeddings",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_answers_stay_unparsed_only_when_every_post_hook_takes_them() {
+    let (_m, gw) = setup().await;
+    let log = Log::default();
+    let probe = |name: &str, raw_chat| {
+        Arc::new(FormProbe {
+            name: name.into(),
+            raw_chat,
+            log: log.clone(),
+        })
+    };
+    let json_answer = || async {
+        let served = gw
+            .chat_json(request("hi"), &RequestOptions::default())
+            .await
+            .unwrap();
+        let form = form_of(&served.value);
+        if let Reply::RawChat(raw) = &served.value {
+            // What the gateway accounts with is read from the unparsed answer.
+            assert_eq!(raw.usage.as_ref().unwrap().completion_tokens, 3);
+            assert_eq!(raw.finish_reasons.len(), 1);
+            assert_eq!(
+                raw.parse().unwrap().choices[0].message.text(),
+                "You said: hi"
+            );
+        }
+        form
+    };
+    let take = |log: &Log| std::mem::take(&mut *log.lock().unwrap());
+
+    // No plugin: an OpenAI-compatible upstream's answer comes back as it was sent.
+    assert_eq!(json_answer().await, "raw");
+    gw.register_plugin(probe("accounting", true), false, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(json_answer().await, "raw");
+    assert_eq!(take(&log), ["accounting:raw"]);
+    // One post-hook that needs it parsed: every post-hook gets it parsed.
+    gw.register_plugin(probe("reader", false), false, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(json_answer().await, "parsed");
+    assert_eq!(take(&log), ["reader:parsed", "accounting:parsed"]);
+    // Switched off, it no longer counts.
+    assert!(gw.set_plugin_enabled("reader", false));
+    assert_eq!(json_answer().await, "raw");
+    assert_eq!(take(&log), ["accounting:raw"]);
+    // The parsed API (the Python facade's) always gets the parsed form.
+    let served = gw
+        .chat(request("hi"), &RequestOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(served.value.choices[0].message.text(), "You said: hi");
+    assert_eq!(take(&log), ["accounting:parsed"]);
 }

@@ -660,3 +660,89 @@ mod per_core {
         assert_eq!(per_core::thread_count(Some(3)), 3);
     }
 }
+
+/// An OpenAI-compatible upstream that answers every chat completion with `body`.
+async fn fixed_upstream(body: &'static str) -> String {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || async move {
+            ([(http::header::CONTENT_TYPE, "application/json")], body)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/v1")
+}
+
+/// A complete answer in an order and layout the gateway's own encoder would not produce, with
+/// fields the gateway does not know.
+const UPSTREAM_ANSWER: &str = r#"{
+  "usage": {"total_tokens": 12, "prompt_tokens": 5, "completion_tokens": 7,
+            "prompt_tokens_details": {"cached_tokens": 2}, "x_vendor_usage": 1},
+  "choices": [{"message": {"content": "caf\u00e9 \"ok\"", "role": "assistant",
+                           "annotations": []},
+               "logprobs": null, "finish_reason": "stop", "index": 0, "x_choice": true}],
+  "model": "gpt-fixed", "created": 1700000000, "object": "chat.completion",
+  "id": "chatcmpl-fixed", "service_tier": "default"
+}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_compatible_answers_pass_through_byte_for_byte() {
+    let complete = fixed_upstream(UPSTREAM_ANSWER).await;
+    // No `object`, `created` or `logprobs`: the gateway's parsed form fills them in.
+    let incomplete = fixed_upstream(
+        r#"{"id":"c2","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}]}"#,
+    )
+    .await;
+    let broken = fixed_upstream(r#"{"id":"c3","choices":[{"index":0,"message":{"role":"#).await;
+    let s = Setup::new(json!({"providers": {
+        "fixed": {"api": "openai", "base_url": complete, "api_key": KEY},
+        "partial": {"api": "openai", "base_url": incomplete, "api_key": KEY},
+        "broken": {"api": "openai", "base_url": broken, "api_key": KEY}
+    }}))
+    .await;
+    let ask = |model: &str| json!({"model": model, "messages": user("hi")}).to_string();
+
+    let (status, headers, text) = s.post("/v1/chat/completions", ask("fixed/gpt-fixed")).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text, UPSTREAM_ANSWER);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["x-ferrogate-provider"], "fixed");
+    // Its usage is accounted for all the same.
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (kind, n) in [("input", 5), ("output", 7), ("cached", 2)] {
+        let line = format!(
+            "ferrogate_tokens_total{{provider=\"fixed\",model=\"gpt-fixed\",kind=\"{kind}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+    }
+
+    let (status, _, body) = s
+        .chat(json!({"model": "partial/m", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["created"], 0);
+    assert_eq!(body["choices"][0]["logprobs"], Value::Null);
+    assert!(
+        body["choices"][0]
+            .as_object()
+            .unwrap()
+            .contains_key("logprobs")
+    );
+
+    let (status, _, body) = s
+        .chat(json!({"model": "broken/m", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_openai_error(&body, "bad_response_error");
+}

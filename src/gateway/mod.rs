@@ -337,11 +337,36 @@ impl Gateway {
         req: ChatRequest,
         opts: &RequestOptions,
     ) -> Result<Served<ChatResponse>> {
+        let served = self.chat_with(req, opts, false).await?;
+        Ok(Served {
+            value: chat_answer(served.value, "post_hook")?,
+            meta: served.meta,
+        })
+    }
+
+    /// A chat completion for a caller that sends it on as OpenAI JSON (the server's OpenAI
+    /// route): an OpenAI-compatible upstream's answer comes back as it was sent
+    /// ([`Reply::RawChat`]) unless a plugin's post-hook needs it parsed; any other answer comes
+    /// back as [`Reply::Chat`].
+    pub async fn chat_json(
+        &self,
+        req: ChatRequest,
+        opts: &RequestOptions,
+    ) -> Result<Served<Reply>> {
+        self.chat_with(req, opts, true).await
+    }
+
+    async fn chat_with(
+        &self,
+        req: ChatRequest,
+        opts: &RequestOptions,
+        raw_ok: bool,
+    ) -> Result<Served<Reply>> {
         let (opts, span) = begin(opts, "chat", &req.model);
         // Boxed: the request's whole state machine (routing, attempts, the upstream call) is several
         // KB, and every future that embeds it is copied as a whole each time it is moved (by the
         // HTTP server boxing the handler, by `instrument`, by each caller's await).
-        let result = Box::pin(self.chat_inner(req, opts))
+        let result = Box::pin(self.chat_inner(req, opts, raw_ok))
             .instrument(span.clone())
             .await;
         record_outcome(&span, result.as_ref().map(|s| &s.meta));
@@ -386,13 +411,14 @@ impl Gateway {
         &self,
         mut req: ChatRequest,
         mut opts: RequestOptions,
-    ) -> Result<Served<ChatResponse>> {
+        raw_ok: bool,
+    ) -> Result<Served<Reply>> {
         opts.take_from_body(&mut req.extra)
             .map_err(crate::telemetry::rejected)?;
         req.validate().map_err(crate::telemetry::rejected)?;
         let pipeline = self.pipeline();
         if pipeline.is_idle() {
-            return self.route_chat(req, &opts).await;
+            return self.route_chat(req, &opts, raw_ok).await;
         }
         let mut ctx = self.context(
             &opts,
@@ -401,16 +427,16 @@ impl Gateway {
             req.user.as_ref(),
         );
         let pre = pipeline.pre(&mut ctx, Request::Chat(&mut req)).await?;
+        let raw_ok = raw_ok && pipeline.takes_raw_chat(&pre.ran);
         let (mut result, meta) = match pre.respond {
-            Some((plugin, Reply::Chat(r))) => (
-                Ok(Reply::Chat(r)),
-                Some(answered_by_plugin(&plugin, &req.model)),
-            ),
+            Some((plugin, reply @ (Reply::Chat(_) | Reply::RawChat(_)))) => {
+                (Ok(reply), Some(answered_by_plugin(&plugin, &req.model)))
+            }
             Some((plugin, Reply::Embeddings(_))) => (Err(wrong_reply(&plugin)), None),
             None => match self.validated(req.validate()).map(|_| ()) {
                 Err(e) => (Err(e), None),
-                Ok(()) => match self.route_chat(req, &opts).await {
-                    Ok(served) => (Ok(Reply::Chat(served.value)), Some(served.meta)),
+                Ok(()) => match self.route_chat(req, &opts, raw_ok).await {
+                    Ok(served) => (Ok(served.value), Some(served.meta)),
                     Err(e) => (Err(e), None),
                 },
             },
@@ -418,11 +444,11 @@ impl Gateway {
         ctx.served_by.clone_from(&meta);
         pipeline.post(&pre.ran, &mut ctx, &mut result).await;
         match result? {
-            Reply::Chat(value) => Ok(Served {
+            Reply::Embeddings(_) => Err(wrong_reply("post_hook")),
+            value => Ok(Served {
                 value,
                 meta: meta.unwrap_or_else(|| answered_by_plugin("post_hook", &ctx.model)),
             }),
-            Reply::Embeddings(_) => Err(wrong_reply("post_hook")),
         }
     }
 
@@ -434,14 +460,20 @@ impl Gateway {
         })
     }
 
+    /// `raw_ok`: an OpenAI-compatible upstream's answer may stay unparsed.
     async fn route_chat(
         &self,
         req: ChatRequest,
         opts: &RequestOptions,
-    ) -> Result<Served<ChatResponse>> {
+        raw_ok: bool,
+    ) -> Result<Served<Reply>> {
         let snapshot = self.snapshot();
         let route = snapshot.router.route(&req.model, &snapshot.providers)?;
-        execute::execute(&snapshot, route, opts, ChatOp::new(req)).await
+        let served = execute::execute(&snapshot, route, opts, ChatOp::new(req, raw_ok)).await?;
+        Ok(Served {
+            value: served.value.into(),
+            meta: served.meta,
+        })
     }
 
     async fn chat_stream_inner(
@@ -470,11 +502,10 @@ impl Gateway {
             .unwrap_or(false);
         let pre = pipeline.pre(&mut ctx, Request::Chat(&mut req)).await?;
         let served = match pre.respond {
-            Some((plugin, Reply::Chat(r))) => Served {
-                value: reply_as_stream(&r, wants_usage),
+            Some((plugin, reply)) => Served {
+                value: reply_as_stream(&chat_answer(reply, &plugin)?, wants_usage),
                 meta: answered_by_plugin(&plugin, &req.model),
             },
-            Some((plugin, Reply::Embeddings(_))) => return Err(wrong_reply(&plugin)),
             None => {
                 let routed = match self.validated(req.validate()) {
                     Ok(()) => self.route_stream(req, &opts).await,
@@ -486,13 +517,13 @@ impl Gateway {
                         // The stream never started: post-hooks see the error and may replace it.
                         let mut result = Err(e);
                         pipeline.post(&pre.ran, &mut ctx, &mut result).await;
-                        return match result? {
-                            Reply::Chat(r) => Ok(Served {
-                                value: reply_as_stream(&r, wants_usage),
-                                meta: answered_by_plugin("post_hook", &ctx.model),
-                            }),
-                            Reply::Embeddings(_) => Err(wrong_reply("post_hook")),
-                        };
+                        return Ok(Served {
+                            value: reply_as_stream(
+                                &chat_answer(result?, "post_hook")?,
+                                wants_usage,
+                            ),
+                            meta: answered_by_plugin("post_hook", &ctx.model),
+                        });
                     }
                 }
             }
@@ -535,7 +566,7 @@ impl Gateway {
                 Ok(Reply::Embeddings(r)),
                 Some(answered_by_plugin(&plugin, &req.model)),
             ),
-            Some((plugin, Reply::Chat(_))) => (Err(wrong_reply(&plugin)), None),
+            Some((plugin, Reply::Chat(_) | Reply::RawChat(_))) => (Err(wrong_reply(&plugin)), None),
             None => match self.validated(req.validate()) {
                 Err(e) => (Err(e), None),
                 Ok(()) => match self.route_embeddings(req, &opts).await {
@@ -551,7 +582,7 @@ impl Gateway {
                 value,
                 meta: meta.unwrap_or_else(|| answered_by_plugin("post_hook", &ctx.model)),
             }),
-            Reply::Chat(_) => Err(wrong_reply("post_hook")),
+            Reply::Chat(_) | Reply::RawChat(_) => Err(wrong_reply("post_hook")),
         }
     }
 
@@ -704,6 +735,21 @@ fn wrong_reply(plugin: &str) -> GatewayError {
         "plugin `{plugin}` answered with the wrong kind of response for this endpoint"
     ))
     .with_code("plugin_error")
+}
+
+/// A chat answer in its parsed form. Only the OpenAI route asks for unparsed ones, so one found
+/// elsewhere came from `plugin`, as did an embeddings answer.
+fn chat_answer(reply: Reply, plugin: &str) -> Result<ChatResponse> {
+    match reply {
+        Reply::Chat(r) => Ok(r),
+        Reply::RawChat(r) => r.parse().map_err(|e| {
+            GatewayError::internal(format!(
+                "plugin `{plugin}` answered with an invalid chat completion: {e}"
+            ))
+            .with_code("plugin_error")
+        }),
+        Reply::Embeddings(_) => Err(wrong_reply(plugin)),
+    }
 }
 
 /// A plugin's complete answer to a streamed request, as a stream.

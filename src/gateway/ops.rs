@@ -9,9 +9,7 @@ use futures_util::StreamExt;
 
 use crate::error::{ErrorKind, GatewayError, Result};
 use crate::providers::{Call, ChunkStream};
-use crate::schema::{
-    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamOptions,
-};
+use crate::schema::{ChatReply, ChatRequest, EmbeddingRequest, EmbeddingResponse, StreamOptions};
 
 pub trait Operation: Send {
     type Output: Send;
@@ -31,28 +29,39 @@ pub trait Operation: Send {
 
 pub struct ChatOp {
     pub req: ChatRequest,
+    /// The answer may stay in the upstream's JSON (see [`crate::providers::ApiKind::chat_reply`]).
+    raw_ok: bool,
 }
 
 impl ChatOp {
-    pub fn new(mut req: ChatRequest) -> Self {
+    pub fn new(mut req: ChatRequest, raw_ok: bool) -> Self {
         req.stream = None;
         req.stream_options = None;
-        ChatOp { req }
+        ChatOp { req, raw_ok }
     }
 }
 
 impl Operation for ChatOp {
-    type Output = ChatResponse;
+    type Output = ChatReply;
 
-    async fn attempt(&mut self, call: &Call<'_>, model: &str) -> Result<ChatResponse> {
+    async fn attempt(&mut self, call: &Call<'_>, model: &str) -> Result<ChatReply> {
         self.req.model.clear();
         self.req.model.push_str(model);
-        call.provider.api.chat(call, &self.req).await
+        if self.raw_ok {
+            call.provider.api.chat_reply(call, &self.req).await
+        } else {
+            call.provider
+                .api
+                .chat(call, &self.req)
+                .await
+                .map(ChatReply::Parsed)
+        }
     }
 
     fn fork(&self) -> Self {
         ChatOp {
             req: self.req.clone(),
+            raw_ok: self.raw_ok,
         }
     }
 }

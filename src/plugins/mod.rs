@@ -14,6 +14,9 @@
 //! - Every hook call has a timeout. A plugin that fails or times out is logged under its name and
 //!   the request goes on (fail-open) unless the plugin is fail-closed. A deliberate rejection is
 //!   not a failure: it always ends the request with its error.
+//! - A chat completion from an OpenAI-compatible upstream to a client of the OpenAI API reaches
+//!   the post-hooks unparsed ([`Reply::RawChat`]) only if every post-hook that runs says it takes
+//!   one ([`Hooks::raw_chat`]); otherwise they see it parsed, as [`Reply::Chat`].
 //! - A plugin can be switched off and on live; the context's `state` map is shared by all hooks of
 //!   one request.
 
@@ -30,7 +33,8 @@ use serde::Serialize;
 use crate::error::GatewayError;
 use crate::gateway::ServedBy;
 use crate::schema::{
-    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra,
+    ChatChunk, ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra,
+    RawChatResponse,
 };
 
 /// What a request is.
@@ -107,6 +111,18 @@ pub enum Request<'a> {
 pub enum Reply {
     Chat(ChatResponse),
     Embeddings(EmbeddingResponse),
+    /// A chat completion still in the upstream's OpenAI JSON, on its way to an OpenAI client
+    /// unchanged. Only plugins whose [`Hooks::raw_chat`] is set see one.
+    RawChat(RawChatResponse),
+}
+
+impl From<ChatReply> for Reply {
+    fn from(reply: ChatReply) -> Reply {
+        match reply {
+            ChatReply::Parsed(r) => Reply::Chat(r),
+            ChatReply::Raw(r) => Reply::RawChat(r),
+        }
+    }
 }
 
 pub enum PreAction {
@@ -140,6 +156,11 @@ pub struct Hooks {
     pub pre: bool,
     pub post: bool,
     pub chunk: bool,
+    /// The post-hook takes a chat completion unparsed ([`Reply::RawChat`]: its bytes, usage and
+    /// finish reasons), e.g. because it only accounts for it. When every post-hook that will run
+    /// does, an OpenAI-compatible upstream's answer is passed to an OpenAI client as it came,
+    /// without being parsed and encoded again.
+    pub raw_chat: bool,
 }
 
 pub trait Plugin: Send + Sync + 'static {

@@ -110,6 +110,15 @@ impl Pipeline {
         self.slots.iter().all(|s| !s.is_enabled())
     }
 
+    /// Whether every post-hook that will run (of the plugins in `ran`) takes a chat completion
+    /// unparsed ([`super::Hooks::raw_chat`]).
+    pub fn takes_raw_chat(&self, ran: &[usize]) -> bool {
+        ran.iter().all(|&i| {
+            let hooks = self.slots[i].hooks;
+            !hooks.post || hooks.raw_chat
+        })
+    }
+
     pub fn find(&self, name: &str) -> Option<&Arc<PluginSlot>> {
         self.slots.iter().find(|s| s.name == name)
     }

@@ -129,6 +129,7 @@ impl Plugin for Noop {
             pre: true,
             post: true,
             chunk: true,
+            raw_chat: true,
         }
     }
 }

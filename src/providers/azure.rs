@@ -31,7 +31,7 @@ use super::transport::{self, Fetched, UpstreamErrorBody};
 use super::{ApiSettings, Call, ChunkStream, Provider};
 use crate::error::{ErrorKind, GatewayError, Result};
 use crate::schema::{
-    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
+    ChatChunk, ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
 };
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -265,8 +265,9 @@ fn rooted<'a>(call: &Call<'a>, root: &'a str) -> Call<'a> {
     }
 }
 
-impl Provider for Azure {
-    async fn chat(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatResponse> {
+impl Azure {
+    /// The upstream's answer to a chat completion, checked for an error status.
+    async fn fetch_chat(call: &Call<'_>, req: &ChatRequest) -> Result<Fetched> {
         let body = chat_request_body(req, deployment(&call.provider.settings, &req.model))?;
         let target = target(
             call.base_url,
@@ -280,6 +281,21 @@ impl Provider for Azure {
         if !openai::is_success(fetched.status) {
             return Err(error_from(call, &fetched));
         }
+        Ok(fetched)
+    }
+
+    /// As [`Provider::chat`], for a caller that passes OpenAI JSON on: a complete answer is kept
+    /// as it came ([`openai::read_chat_reply`]).
+    pub async fn chat_reply(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatReply> {
+        let fetched = Self::fetch_chat(call, req).await?;
+        openai::read_chat_reply(&fetched.body)
+            .map_err(|e| transport::bad_response(call, "chat completion", e))
+    }
+}
+
+impl Provider for Azure {
+    async fn chat(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatResponse> {
+        let fetched = Self::fetch_chat(call, req).await?;
         openai::parse_chat_response(&fetched.body)
             .map_err(|e| transport::bad_response(call, "chat completion", e))
     }

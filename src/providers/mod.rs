@@ -31,7 +31,7 @@ use crate::router::keys::KeyPool;
 use crate::router::queue::Gate;
 use crate::router::retry::RetryBudget;
 use crate::schema::{
-    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
+    ChatChunk, ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
 };
 use crate::secret::Secret;
 use credentials::Credential;
@@ -123,6 +123,17 @@ impl ApiKind {
             ApiKind::Azure => azure::Azure.chat(call, req).await,
             ApiKind::Gemini => gemini::Gemini.chat(call, req).await,
             ApiKind::Vertex => gemini::Vertex.chat(call, req).await,
+        }
+    }
+
+    /// A chat completion for a caller that passes OpenAI JSON on (the server's OpenAI route): an
+    /// OpenAI-format upstream's complete answer is kept as it came ([`ChatReply::Raw`]), with no
+    /// parse and encode; the others' are translated as by [`ApiKind::chat`].
+    pub async fn chat_reply(self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatReply> {
+        match self {
+            ApiKind::OpenAi => openai::OpenAi.chat_reply(call, req).await,
+            ApiKind::Azure => azure::Azure.chat_reply(call, req).await,
+            _ => self.chat(call, req).await.map(ChatReply::Parsed),
         }
     }
 

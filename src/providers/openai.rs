@@ -15,7 +15,8 @@ use super::transport::{self, Fetched, TimedBody, UpstreamErrorBody};
 use super::{Call, ChunkStream, Provider};
 use crate::error::{ErrorKind, GatewayError, Result};
 use crate::schema::{
-    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model, ModelList,
+    ChatChunk, ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
+    ModelList, RawChatResponse,
 };
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -30,6 +31,15 @@ pub fn chat_request_body(req: &ChatRequest) -> Result<Vec<u8>> {
 
 pub fn parse_chat_response(body: &[u8]) -> Result<ChatResponse, String> {
     serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
+/// A chat completion kept as the upstream sent it when it is complete (every field the parsed
+/// form needs is there: [`RawChatResponse::check`]), parsed otherwise.
+pub fn read_chat_reply(body: &bytes::Bytes) -> Result<ChatReply, String> {
+    match RawChatResponse::check(body) {
+        Some(raw) => Ok(ChatReply::Raw(raw)),
+        None => parse_chat_response(body).map(ChatReply::Parsed),
+    }
 }
 
 pub fn embeddings_request_body(req: &EmbeddingRequest) -> Result<Vec<u8>> {
@@ -236,8 +246,9 @@ pub(crate) async fn open_event_stream(
     Ok(TimedBody::new(call, resp, first_byte_deadline))
 }
 
-impl Provider for OpenAi {
-    async fn chat(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatResponse> {
+impl OpenAi {
+    /// The upstream's answer to a chat completion, checked for an error status.
+    async fn fetch_chat(call: &Call<'_>, req: &ChatRequest) -> Result<Fetched> {
         let body = chat_request_body(req)?;
         let fetched = transport::fetch(
             call,
@@ -247,6 +258,21 @@ impl Provider for OpenAi {
         if !is_success(fetched.status) {
             return Err(error_from(call, &fetched));
         }
+        Ok(fetched)
+    }
+
+    /// As [`Provider::chat`], for a caller that passes OpenAI JSON on: a complete answer is kept
+    /// as it came ([`read_chat_reply`]).
+    pub async fn chat_reply(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatReply> {
+        let fetched = Self::fetch_chat(call, req).await?;
+        read_chat_reply(&fetched.body)
+            .map_err(|e| transport::bad_response(call, "chat completion", e))
+    }
+}
+
+impl Provider for OpenAi {
+    async fn chat(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatResponse> {
+        let fetched = Self::fetch_chat(call, req).await?;
         parse_chat_response(&fetched.body)
             .map_err(|e| transport::bad_response(call, "chat completion", e))
     }

@@ -307,6 +307,8 @@ impl Plugin for PyPlugin {
             pre: self.pre != Mode::Absent,
             post: self.post != Mode::Absent,
             chunk: self.chunk != Mode::Absent,
+            // Python hooks get the answer as a dict, from its parsed form.
+            raw_chat: false,
         }
     }
 
@@ -364,6 +366,8 @@ impl Plugin for PyPlugin {
             let (payload, error) = match &*result {
                 Ok(Reply::Chat(r)) => (Some(to_json(r)?), None),
                 Ok(Reply::Embeddings(r)) => (Some(to_json(r)?), None),
+                // Not expected (`raw_chat` is off), and already the JSON the hook would get.
+                Ok(Reply::RawChat(r)) => (Some(r.body.to_vec()), None),
                 Err(e) => (None, Some(error_json(e)?)),
             };
             let out = self

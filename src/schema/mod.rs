@@ -7,12 +7,14 @@ mod content;
 mod embeddings;
 pub(crate) mod extra;
 mod models;
+mod raw;
 mod stream;
 
 pub use chat::*;
 pub use content::*;
 pub use embeddings::*;
 pub use models::*;
+pub use raw::*;
 pub use stream::*;
 
 /// Unknown fields, kept in arrival order of keys as serde_json gives them.

@@ -96,12 +96,12 @@ pub fn encode_body<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Res
 }
 
 pub fn json_response(
-    body: Vec<u8>,
+    body: impl Into<Body>,
     request_id: &str,
     meta: &ServedBy,
     started: Instant,
 ) -> Response {
-    served_response(Body::from(body), JSON, &[], request_id, meta, started)
+    served_response(body.into(), JSON, &[], request_id, meta, started)
 }
 
 /// A plain JSON answer that no upstream served (models list, health).

@@ -81,6 +81,7 @@ impl Observer {
     ) -> (Option<Usage>, Option<f64>) {
         let usage = match result {
             Ok(Reply::Chat(r)) => r.usage.clone(),
+            Ok(Reply::RawChat(r)) => r.usage.clone(),
             Ok(Reply::Embeddings(r)) => Some(Usage::new(r.usage.prompt_tokens, 0)),
             Err(_) => None,
         };
@@ -102,6 +103,8 @@ impl Plugin for Observer {
             pre: self.log_content(),
             post: true,
             chunk: self.metrics,
+            // It reads usage and finish reasons, and the body as text when it logs content.
+            raw_chat: true,
         }
     }
 
@@ -201,12 +204,22 @@ impl Plugin for Observer {
                 if let Some(c) = cost {
                     span.record("ferrogate.cost_usd", c);
                 }
-                if let Ok(Reply::Chat(r)) = &*result {
-                    let reasons: Vec<&str> = r
-                        .choices
-                        .iter()
-                        .filter_map(|c| c.finish_reason.as_ref().map(|f| f.as_str()))
-                        .collect();
+                let reasons: Option<Vec<&str>> = match &*result {
+                    Ok(Reply::Chat(r)) => Some(
+                        r.choices
+                            .iter()
+                            .filter_map(|c| c.finish_reason.as_ref().map(|f| f.as_str()))
+                            .collect(),
+                    ),
+                    Ok(Reply::RawChat(r)) => Some(
+                        r.finish_reasons
+                            .iter()
+                            .filter_map(|f| f.as_ref().map(|f| f.as_str()))
+                            .collect(),
+                    ),
+                    _ => None,
+                };
+                if let Some(reasons) = reasons {
                     span.record("gen_ai.response.finish_reasons", format!("{reasons:?}"));
                 }
             }
@@ -255,6 +268,7 @@ impl Plugin for Observer {
                 match &*result {
                     Ok(Reply::Chat(r)) => serde_json::to_string(r).ok(),
                     Ok(Reply::Embeddings(r)) => serde_json::to_string(r).ok(),
+                    Ok(Reply::RawChat(r)) => Some(String::from_utf8_lossy(&r.body).into_owned()),
                     Err(e) => Some(e.to_openai_json().to_string()),
                 }
             } else {
