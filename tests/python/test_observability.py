@@ -350,5 +350,6 @@ def test_traces_reach_an_otlp_receiver(mock_upstream: str, tmp_path: Path, proto
     assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.request.model"] == "openai/gpt-4o-mini"
     assert a["gen_ai.system"] == "openai" and a["gen_ai.response.model"] == "gpt-4o-mini"
     assert a["gen_ai.usage.input_tokens"] == 3 and a["gen_ai.usage.output_tokens"] == 4
+    assert a["gen_ai.response.finish_reasons"] == '["stop"]'
     assert attrs(attempt)["ferrogate.key"] == "default" and attrs(attempt)["gen_ai.system"] == "openai"
     assert MOCK_KEY not in str(spans)
