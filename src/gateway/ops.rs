@@ -3,13 +3,17 @@
 //! copy for the second attempt.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
 use crate::error::{ErrorKind, GatewayError, Result};
 use crate::providers::{Call, ChunkStream};
-use crate::schema::{ChatReply, ChatRequest, EmbeddingRequest, EmbeddingResponse, StreamOptions};
+use crate::schema::{
+    ChatChunk, ChatReply, ChatRequest, EmbeddingRequest, EmbeddingResponse, StreamOptions,
+};
 
 pub trait Operation: Send {
     type Output: Send;
@@ -131,7 +135,7 @@ impl Operation for StreamOp {
         Ok(if self.caller_wants_usage {
             stream
         } else {
-            without_usage(stream)
+            Box::pin(WithoutUsage { inner: stream })
         })
     }
 
@@ -156,21 +160,28 @@ fn first_token_timeout(call: &Call<'_>, limit: Duration) -> GatewayError {
 }
 
 /// Drops the usage-only chunk the gateway asked for on the caller's behalf, and usage fields on
-/// other chunks, so the caller sees exactly the stream it asked for.
-fn without_usage(stream: ChunkStream) -> ChunkStream {
-    Box::pin(stream.filter_map(|item| {
-        futures_util::future::ready(match item {
-            Ok(mut chunk) if chunk.usage.is_some() => {
-                if chunk.choices.is_empty() {
-                    None
-                } else {
-                    chunk.usage = None;
-                    Some(Ok(chunk))
+/// other chunks, so the caller sees exactly the stream it asked for. (A plain adapter rather
+/// than `filter_map`, which moves every chunk through a future of its own.)
+struct WithoutUsage {
+    inner: ChunkStream,
+}
+
+impl Stream for WithoutUsage {
+    type Item = Result<ChatChunk>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match ready!(self.inner.as_mut().poll_next(cx)) {
+                Some(Ok(mut chunk)) if chunk.usage.is_some() => {
+                    if !chunk.choices.is_empty() {
+                        chunk.usage = None;
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
                 }
+                other => return Poll::Ready(other),
             }
-            other => Some(other),
-        })
-    }))
+        }
+    }
 }
 
 pub struct EmbedOp {

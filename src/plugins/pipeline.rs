@@ -188,7 +188,9 @@ impl Pipeline {
         if chunk_slots.is_empty() && !wants_post {
             return stream;
         }
-        let state = StreamState {
+        // Boxed: `unfold` moves its state into each item's future and back out, and the state
+        // (the request context, the accumulator) is several hundred bytes.
+        let state = Box::new(StreamState {
             pipeline: self.clone(),
             ran,
             ctx,
@@ -197,7 +199,7 @@ impl Pipeline {
             acc: wants_post.then(ChunkAccumulator::default),
             wants_post,
             done: false,
-        };
+        });
         Box::pin(futures_util::stream::unfold(state, |mut st| async move {
             if st.done {
                 return None;
