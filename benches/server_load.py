@@ -674,7 +674,11 @@ def fmt(v: float | None, spec: str = ".0f", signed: bool = False) -> str:
 def verdict(value: float | None, limit: float, unit: str) -> str:
     if value is None:
         return "not measured"
-    return f"met ({value:,.0f} {unit} ≤ {limit:g})" if value <= limit else f"**missed by {value - limit:,.0f} {unit}** ({value:,.0f} > {limit:g})"
+    # One decimal when whole units would hide the difference (60.4 against 60 is not "60 > 60").
+    spec = ",.1f" if abs(value - limit) < 1 and value != limit else ",.0f"
+    if value <= limit:
+        return f"met ({value:{spec}} {unit} ≤ {limit:g})"
+    return f"**missed by {value - limit:{spec}} {unit}** ({value:{spec}} > {limit:g})"
 
 
 def ratio_vs_nginx(res: Results, target: str, rate: float) -> tuple[float | None, float | None, float | None]:
