@@ -676,12 +676,12 @@ async fn fixed_upstream(body: &'static str) -> String {
 }
 
 /// A complete answer in an order and layout the gateway's own encoder would not produce, with
-/// fields the gateway does not know.
+/// fields the gateway does not know and an explicit null it would leave out.
 const UPSTREAM_ANSWER: &str = r#"{
   "usage": {"total_tokens": 12, "prompt_tokens": 5, "completion_tokens": 7,
             "prompt_tokens_details": {"cached_tokens": 2}, "x_vendor_usage": 1},
   "choices": [{"message": {"content": "caf\u00e9 \"ok\"", "role": "assistant",
-                           "annotations": []},
+                           "refusal": null, "annotations": []},
                "logprobs": null, "finish_reason": "stop", "index": 0, "x_choice": true}],
   "model": "gpt-fixed", "created": 1700000000, "object": "chat.completion",
   "id": "chatcmpl-fixed", "service_tier": "default"

@@ -1,10 +1,12 @@
 //! Chat completions passed on in the upstream's own JSON.
 //!
 //! When an OpenAI-compatible upstream answers a client of the OpenAI API, parsing the answer into
-//! a [`ChatResponse`] and encoding it back gives the client what the upstream sent, at the cost of
-//! building and dropping every string of it. A [`RawChatResponse`] keeps the upstream's bytes
-//! and reads only what the gateway accounts with (usage, finish reasons). It is used only where
-//! nothing needs the parsed form; [`RawChatResponse::parse`] gives it to anything that does.
+//! a [`ChatResponse`] and encoding it back gives the client the same answer, at the cost of
+//! building and dropping every string of it, and with its keys reordered, its numbers reformatted
+//! and its null optional fields (`"refusal": null`) left out. A [`RawChatResponse`] keeps the
+//! upstream's bytes and reads only what the gateway accounts with (usage, finish reasons). It is
+//! used only where nothing needs the parsed form; [`RawChatResponse::parse`] gives it to anything
+//! that does.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -32,10 +34,11 @@ pub enum ChatReply {
 /// What an answer is checked for before it is passed on unparsed: every field that the parsed
 /// form requires, or fills in when absent, is there with the type the parsed form reads it as,
 /// at the top level and in each choice and message (the rest is passed on as is either way, as
-/// unknown fields are); so the bytes passed on say what parsing and encoding them again would.
-/// The token counts inside `usage` are read but not required. Anything else (a string with
-/// escapes where a borrowed one is read, a duplicate key) fails the check and takes the parsing
-/// path, which handles everything and reports what is wrong.
+/// unknown fields are); so the bytes passed on say what parsing and encoding them again would,
+/// give or take layout and explicit nulls. The token counts inside `usage` are read but not
+/// required. Anything else (a string with escapes where a borrowed one is read, a checked field
+/// given twice) fails the check and takes the parsing path, which handles everything and reports
+/// what is wrong.
 #[derive(Deserialize)]
 #[allow(dead_code)] // the fields are read to be checked, not used
 struct Checked<'a> {
