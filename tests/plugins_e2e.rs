@@ -13,7 +13,7 @@ use ferrogate::mock::{MockOptions, RunningMock};
 use ferrogate::plugins::{
     ChunkAction, HookFuture, Hooks, Plugin, PluginError, PreAction, Reply, Request, RequestContext,
 };
-use ferrogate::schema::{ChatChunk, ChatRequest, ChatResponse, MessageContent};
+use ferrogate::schema::{ChatChunk, ChatReply, ChatRequest, ChatResponse, MessageContent};
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -446,11 +446,10 @@ impl Plugin for FormProbe {
     }
 }
 
-fn form_of(reply: &Reply) -> &'static str {
+fn form_of(reply: &ChatReply) -> &'static str {
     match reply {
-        Reply::Chat(_) => "parsed",
-        Reply::RawChat(_) => "raw",
-        Reply::Embeddings(_) => "embeddings",
+        ChatReply::Parsed(_) => "parsed",
+        ChatReply::Raw(_) => "raw",
     }
 }
 
@@ -471,7 +470,7 @@ async fn chat_answers_stay_unparsed_only_when_every_post_hook_takes_them() {
             .await
             .unwrap();
         let form = form_of(&served.value);
-        if let Reply::RawChat(raw) = &served.value {
+        if let ChatReply::Raw(raw) = &served.value {
             // What the gateway accounts with is read from the unparsed answer.
             assert_eq!(raw.usage.as_ref().unwrap().completion_tokens, 3);
             assert_eq!(raw.finish_reasons.len(), 1);

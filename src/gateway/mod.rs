@@ -25,7 +25,8 @@ use crate::providers::{
 use crate::router::Router;
 use crate::router::health::HealthRegistry;
 use crate::schema::{
-    ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra, Model, ModelList,
+    ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra, Model,
+    ModelList,
 };
 use crate::telemetry::logstore::LogStore;
 use crate::telemetry::observe::Observer;
@@ -339,20 +340,20 @@ impl Gateway {
     ) -> Result<Served<ChatResponse>> {
         let served = self.chat_with(req, opts, false).await?;
         Ok(Served {
-            value: chat_answer(served.value, "post_hook")?,
+            value: parsed_chat(served.value, "post_hook")?,
             meta: served.meta,
         })
     }
 
     /// A chat completion for a caller that sends it on as OpenAI JSON (the server's OpenAI
     /// route): an OpenAI-compatible upstream's answer comes back as it was sent
-    /// ([`Reply::RawChat`]) unless a plugin's post-hook needs it parsed; any other answer comes
-    /// back as [`Reply::Chat`].
+    /// ([`ChatReply::Raw`]) unless a plugin's post-hook needs it parsed; any other answer comes
+    /// back parsed.
     pub async fn chat_json(
         &self,
         req: ChatRequest,
         opts: &RequestOptions,
-    ) -> Result<Served<Reply>> {
+    ) -> Result<Served<ChatReply>> {
         self.chat_with(req, opts, true).await
     }
 
@@ -361,7 +362,7 @@ impl Gateway {
         req: ChatRequest,
         opts: &RequestOptions,
         raw_ok: bool,
-    ) -> Result<Served<Reply>> {
+    ) -> Result<Served<ChatReply>> {
         let (opts, span) = begin(opts, "chat", &req.model);
         // Boxed: the request's whole state machine (routing, attempts, the upstream call) is several
         // KB, and every future that embeds it is copied as a whole each time it is moved (by the
@@ -412,7 +413,7 @@ impl Gateway {
         mut req: ChatRequest,
         mut opts: RequestOptions,
         raw_ok: bool,
-    ) -> Result<Served<Reply>> {
+    ) -> Result<Served<ChatReply>> {
         opts.take_from_body(&mut req.extra)
             .map_err(crate::telemetry::rejected)?;
         req.validate().map_err(crate::telemetry::rejected)?;
@@ -436,20 +437,17 @@ impl Gateway {
             None => match self.validated(req.validate()).map(|_| ()) {
                 Err(e) => (Err(e), None),
                 Ok(()) => match self.route_chat(req, &opts, raw_ok).await {
-                    Ok(served) => (Ok(served.value), Some(served.meta)),
+                    Ok(served) => (Ok(served.value.into()), Some(served.meta)),
                     Err(e) => (Err(e), None),
                 },
             },
         };
         ctx.served_by.clone_from(&meta);
         pipeline.post(&pre.ran, &mut ctx, &mut result).await;
-        match result? {
-            Reply::Embeddings(_) => Err(wrong_reply("post_hook")),
-            value => Ok(Served {
-                value,
-                meta: meta.unwrap_or_else(|| answered_by_plugin("post_hook", &ctx.model)),
-            }),
-        }
+        Ok(Served {
+            value: chat_reply(result?, "post_hook")?,
+            meta: meta.unwrap_or_else(|| answered_by_plugin("post_hook", &ctx.model)),
+        })
     }
 
     /// A request a pre-hook changed must still be valid.
@@ -466,14 +464,10 @@ impl Gateway {
         req: ChatRequest,
         opts: &RequestOptions,
         raw_ok: bool,
-    ) -> Result<Served<Reply>> {
+    ) -> Result<Served<ChatReply>> {
         let snapshot = self.snapshot();
         let route = snapshot.router.route(&req.model, &snapshot.providers)?;
-        let served = execute::execute(&snapshot, route, opts, ChatOp::new(req, raw_ok)).await?;
-        Ok(Served {
-            value: served.value.into(),
-            meta: served.meta,
-        })
+        execute::execute(&snapshot, route, opts, ChatOp::new(req, raw_ok)).await
     }
 
     async fn chat_stream_inner(
@@ -737,19 +731,33 @@ fn wrong_reply(plugin: &str) -> GatewayError {
     .with_code("plugin_error")
 }
 
-/// A chat answer in its parsed form. Only the OpenAI route asks for unparsed ones, so one found
-/// elsewhere came from `plugin`, as did an embeddings answer.
-fn chat_answer(reply: Reply, plugin: &str) -> Result<ChatResponse> {
+/// A plugin's (or an upstream's) answer to a chat request; an embeddings answer came from
+/// `plugin`.
+fn chat_reply(reply: Reply, plugin: &str) -> Result<ChatReply> {
     match reply {
-        Reply::Chat(r) => Ok(r),
-        Reply::RawChat(r) => r.parse().map_err(|e| {
+        Reply::Chat(r) => Ok(ChatReply::Parsed(r)),
+        Reply::RawChat(r) => Ok(ChatReply::Raw(r)),
+        Reply::Embeddings(_) => Err(wrong_reply(plugin)),
+    }
+}
+
+/// A chat answer in its parsed form. Only the OpenAI route asks for unparsed ones, so one found
+/// elsewhere came from `plugin`.
+fn parsed_chat(reply: ChatReply, plugin: &str) -> Result<ChatResponse> {
+    match reply {
+        ChatReply::Parsed(r) => Ok(r),
+        ChatReply::Raw(r) => r.parse().map_err(|e| {
             GatewayError::internal(format!(
                 "plugin `{plugin}` answered with an invalid chat completion: {e}"
             ))
             .with_code("plugin_error")
         }),
-        Reply::Embeddings(_) => Err(wrong_reply(plugin)),
     }
+}
+
+/// A chat answer a plugin gave, in its parsed form.
+fn chat_answer(reply: Reply, plugin: &str) -> Result<ChatResponse> {
+    parsed_chat(chat_reply(reply, plugin)?, plugin)
 }
 
 /// A plugin's complete answer to a streamed request, as a stream.

@@ -50,7 +50,6 @@ struct Checked<'a> {
     #[serde(borrow)]
     model: &'a str,
     choices: Vec<CheckedChoice>,
-    #[serde(default)]
     usage: Option<Usage>,
 }
 

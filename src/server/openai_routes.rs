@@ -12,8 +12,7 @@ use super::body::{read_limited, request_id, require_json};
 use super::response::{encode_body, error_response, json_response, local_json, sse_response};
 use crate::error::{GatewayError, Result};
 use crate::gateway::RequestOptions;
-use crate::plugins::Reply;
-use crate::schema::{ChatRequest, EmbeddingRequest, parse_json};
+use crate::schema::{ChatReply, ChatRequest, EmbeddingRequest, parse_json};
 
 /// Options a client may set with headers: `x-ferrogate-timeout` (seconds) bounds the upstream call.
 pub(super) fn options_from_headers(
@@ -82,14 +81,8 @@ pub async fn chat_completions(State(state): State<AppState>, request: Request) -
             let served = state.gateway.chat_json(req, &opts).await?;
             let json = match served.value {
                 // An OpenAI-compatible upstream's answer, passed on as it came.
-                Reply::RawChat(raw) => raw.body,
-                Reply::Chat(r) => encode_body(&r)?.into(),
-                Reply::Embeddings(_) => {
-                    return Err(GatewayError::internal(
-                        "a plugin answered a chat completion with embeddings",
-                    )
-                    .with_code("plugin_error"));
-                }
+                ChatReply::Raw(raw) => raw.body,
+                ChatReply::Parsed(r) => encode_body(&r)?.into(),
             };
             Ok(json_response(json, &rid, &served.meta, started))
         }
