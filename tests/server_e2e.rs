@@ -333,6 +333,18 @@ async fn malformed_and_invalid_requests_get_400_naming_the_problem() {
             assert_eq!(v["error"]["param"], p, "{body}");
         }
     }
+    // Bytes that are not UTF-8 inside a string: the field is named, and the gateway stays up.
+    let mut body = br#"{"model": "m", "messages": [{"role": "user", "content": "caf"#.to_vec();
+    body.extend_from_slice(b"\xe9\"}]}");
+    let (status, _, text) = s.post("/v1/chat/completions", body).await;
+    assert_eq!(status, 400, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_openai_error(&v, "invalid_request_error");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("messages[0].content") && msg.contains("invalid unicode"),
+        "{msg}"
+    );
     let (status, _, text) = s
         .post("/v1/embeddings", r#"{"model": "m", "input": []}"#)
         .await;
@@ -662,11 +674,13 @@ mod per_core {
 }
 
 /// An OpenAI-compatible upstream that answers every chat completion with `body`.
-async fn fixed_upstream(body: &'static str) -> String {
+async fn fixed_upstream(body: impl Into<bytes::Bytes>) -> String {
+    let body: bytes::Bytes = body.into();
     let app = axum::Router::new().route(
         "/v1/chat/completions",
-        axum::routing::post(move || async move {
-            ([(http::header::CONTENT_TYPE, "application/json")], body)
+        axum::routing::post(move || {
+            let body = body.clone();
+            async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -696,10 +710,16 @@ async fn openai_compatible_answers_pass_through_byte_for_byte() {
     )
     .await;
     let broken = fixed_upstream(r#"{"id":"c3","choices":[{"index":0,"message":{"role":"#).await;
+    // Complete, but its content is Latin-1, not UTF-8: passed on as is, it would not be JSON.
+    let mut latin1 = UPSTREAM_ANSWER.replace(r"caf\u00e9", "caf#").into_bytes();
+    let at = latin1.iter().position(|&b| b == b'#').unwrap();
+    latin1[at] = 0xe9;
+    let not_utf8 = fixed_upstream(latin1).await;
     let s = Setup::new(json!({"providers": {
         "fixed": {"api": "openai", "base_url": complete, "api_key": KEY},
         "partial": {"api": "openai", "base_url": incomplete, "api_key": KEY},
-        "broken": {"api": "openai", "base_url": broken, "api_key": KEY}
+        "broken": {"api": "openai", "base_url": broken, "api_key": KEY},
+        "latin1": {"api": "openai", "base_url": not_utf8, "api_key": KEY}
     }}))
     .await;
     let ask = |model: &str| json!({"model": model, "messages": user("hi")}).to_string();
@@ -742,6 +762,12 @@ async fn openai_compatible_answers_pass_through_byte_for_byte() {
 
     let (status, _, body) = s
         .chat(json!({"model": "broken/m", "messages": user("hi")}))
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_openai_error(&body, "bad_response_error");
+
+    let (status, _, body) = s
+        .chat(json!({"model": "latin1/m", "messages": user("hi")}))
         .await;
     assert_eq!(status, 502, "{body}");
     assert_openai_error(&body, "bad_response_error");

@@ -324,7 +324,7 @@ impl Gateway {
         let id = opts
             .request_id
             .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            .unwrap_or_else(crate::schema::random_id);
         let mut ctx = RequestContext::new(id, endpoint, model);
         ctx.user = user.cloned();
         ctx.tags.clone_from(&opts.tags);
@@ -798,9 +798,7 @@ fn begin(
     model: &str,
 ) -> (RequestOptions, tracing::Span) {
     let mut opts = opts.clone();
-    let id = opts
-        .request_id
-        .get_or_insert_with(|| uuid::Uuid::new_v4().simple().to_string());
+    let id = opts.request_id.get_or_insert_with(crate::schema::random_id);
     let span = otel::request_span(operation, model, id, opts.traceparent.as_deref());
     (opts, span)
 }

@@ -30,7 +30,7 @@ pub fn chat_request_body(req: &ChatRequest) -> Result<Vec<u8>> {
 }
 
 pub fn parse_chat_response(body: &[u8]) -> Result<ChatResponse, String> {
-    serde_json::from_slice(body).map_err(|e| e.to_string())
+    crate::schema::json_from_bytes(body).map_err(|e| e.to_string())
 }
 
 /// A chat completion kept as the upstream sent it when it is complete (every field the parsed
@@ -48,11 +48,11 @@ pub fn embeddings_request_body(req: &EmbeddingRequest) -> Result<Vec<u8>> {
 }
 
 pub fn parse_embeddings_response(body: &[u8]) -> Result<EmbeddingResponse, String> {
-    serde_json::from_slice(body).map_err(|e| e.to_string())
+    crate::schema::json_from_bytes(body).map_err(|e| e.to_string())
 }
 
 pub fn parse_models(body: &[u8]) -> Result<Vec<Model>, String> {
-    serde_json::from_slice::<ModelList>(body)
+    crate::schema::json_from_bytes::<ModelList>(body)
         .map(|l| l.data)
         .map_err(|e| e.to_string())
 }

@@ -235,8 +235,8 @@ struct Changes {
 }
 
 fn apply_changes(ctx: &mut RequestContext, raw: &[u8]) -> Result<(), PluginError> {
-    let c: Changes =
-        serde_json::from_slice(raw).map_err(|e| PluginError(format!("context changes: {e}")))?;
+    let c: Changes = crate::schema::json_from_bytes(raw)
+        .map_err(|e| PluginError(format!("context changes: {e}")))?;
     ctx.user = c.user;
     ctx.tags = c.tags;
     ctx.metadata = c.metadata;

@@ -59,10 +59,15 @@ pub struct ModelRoute {
 /// kept by name in the registry).
 const DYNAMIC_ROUTES_MAX: usize = 4096;
 
+/// Routes by model name. foldhash rather than SipHash: every request looks its model up (twice for
+/// a `provider/model` name); still seeded per map, and the dynamic map is bounded, so client-chosen
+/// names cannot make it slow.
+type RouteMap = HashMap<String, Arc<ModelRoute>, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 pub struct Router {
-    routes: HashMap<String, Arc<ModelRoute>>,
-    dynamic: RwLock<HashMap<String, Arc<ModelRoute>>>,
+    routes: RouteMap,
+    dynamic: RwLock<RouteMap>,
     default_provider: Option<String>,
     routing: RoutingConfig,
     health: Arc<HealthRegistry>,
@@ -76,8 +81,8 @@ impl Router {
     ) -> Result<Router, ConfigError> {
         let config = ctx.config;
         let mut router = Router {
-            routes: HashMap::new(),
-            dynamic: RwLock::new(HashMap::new()),
+            routes: RouteMap::default(),
+            dynamic: RwLock::new(RouteMap::default()),
             default_provider: config.default_provider.clone(),
             routing: config.routing.clone(),
             health,

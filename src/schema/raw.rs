@@ -87,7 +87,10 @@ impl RawChatResponse {
     /// Keeps `body` as it is if it is a complete OpenAI chat completion (see `Checked`);
     /// `None` if it is not, and it must be parsed (which also reports what is wrong with it).
     pub fn check(body: &Bytes) -> Option<RawChatResponse> {
-        let checked: Checked<'_> = serde_json::from_slice(body).ok()?;
+        // UTF-8 checked over the whole body, not string by string: content is skipped unread,
+        // and serde_json does not check what it skips.
+        let text = std::str::from_utf8(body).ok()?;
+        let checked: Checked<'_> = serde_json::from_str(text).ok()?;
         Some(RawChatResponse {
             body: body.clone(),
             usage: checked.usage,
@@ -101,7 +104,7 @@ impl RawChatResponse {
 
     /// The parsed form of the body.
     pub fn parse(&self) -> Result<ChatResponse, String> {
-        serde_json::from_slice(&self.body).map_err(|e| e.to_string())
+        crate::schema::json_from_bytes(&self.body).map_err(|e| e.to_string())
     }
 }
 
@@ -214,5 +217,11 @@ mod tests {
         ] {
             assert_eq!(RawChatResponse::check(&Bytes::from(body)), None, "{what}");
         }
+        // Not UTF-8 inside the content, which the check skips over without reading it: still not
+        // passed on (a client would get a body that is not JSON).
+        let mut body = fixture().to_vec();
+        let at = body.windows(5).position(|w| w == b"Paris").unwrap();
+        body[at] = 0xff;
+        assert_eq!(RawChatResponse::check(&Bytes::from(body)), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use crate::error::{ErrorKind, GatewayError, Result};
@@ -35,14 +35,17 @@ pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Resu
     }
 }
 
+// A constant: a header name given as a string is parsed and validated on every lookup.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// The caller's `x-request-id` when it is a sane token, else a fresh one.
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        .unwrap_or_else(crate::schema::random_id)
 }
 
 /// Rejects an empty body with a message that says what was expected.

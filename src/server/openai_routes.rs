@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use http::{HeaderMap, Method, Uri};
+use http::{HeaderMap, HeaderName, Method, Uri};
 
 use super::AppState;
 use super::body::{read_limited, request_id, require_json};
@@ -13,6 +13,11 @@ use super::response::{encode_body, error_response, json_response, local_json, ss
 use crate::error::{GatewayError, Result};
 use crate::gateway::RequestOptions;
 use crate::schema::{ChatReply, ChatRequest, EmbeddingRequest, parse_json};
+
+// Header names as constants: a name given as a string is parsed and validated on every lookup.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TAGS: HeaderName = HeaderName::from_static("x-ferrogate-tags");
+const TIMEOUT: HeaderName = HeaderName::from_static("x-ferrogate-timeout");
 
 /// Options a client may set with headers: `x-ferrogate-timeout` (seconds) bounds the upstream call.
 pub(super) fn options_from_headers(
@@ -25,7 +30,7 @@ pub(super) fn options_from_headers(
         ..Default::default()
     };
     opts.traceparent = headers
-        .get("traceparent")
+        .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     for (header, label) in &config.telemetry.metrics.header_labels {
@@ -35,10 +40,7 @@ pub(super) fn options_from_headers(
             .unwrap_or("");
         opts.labels.push((label.clone(), value.to_string()));
     }
-    if let Some(tags) = headers
-        .get("x-ferrogate-tags")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(tags) = headers.get(TAGS).and_then(|v| v.to_str().ok()) {
         opts.tags = tags
             .split(',')
             .map(str::trim)
@@ -46,7 +48,7 @@ pub(super) fn options_from_headers(
             .map(str::to_string)
             .collect();
     }
-    if let Some(v) = headers.get("x-ferrogate-timeout") {
+    if let Some(v) = headers.get(TIMEOUT) {
         let secs = v
             .to_str()
             .ok()

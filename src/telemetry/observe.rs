@@ -275,7 +275,7 @@ impl Plugin for Observer {
                 None
             };
             store.record(LogRecord {
-                id: uuid::Uuid::new_v4().simple().to_string(),
+                id: crate::schema::random_id(),
                 request_id: ctx.request_id.clone(),
                 ts: now_ms(),
                 endpoint: endpoint.into(),

@@ -62,7 +62,7 @@ impl Provider for Anthropic {
         if !(200..300).contains(&fetched.status) {
             return Err(error_from(call, &fetched));
         }
-        let native: wire::MessagesResponse = serde_json::from_slice(&fetched.body)
+        let native: wire::MessagesResponse = crate::schema::json_from_bytes(&fetched.body)
             .map_err(|e| transport::bad_response(call, "message", e))?;
         Ok(to_chat_response(native, translated.json_tool.as_deref()))
     }
@@ -119,7 +119,7 @@ impl Provider for Anthropic {
         struct ListedModel {
             id: String,
         }
-        let listed: Listed = serde_json::from_slice(&fetched.body)
+        let listed: Listed = crate::schema::json_from_bytes(&fetched.body)
             .map_err(|e| transport::bad_response(call, "models list", e))?;
         Ok(listed
             .data

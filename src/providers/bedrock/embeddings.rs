@@ -71,13 +71,13 @@ pub fn cohere_request(texts: &[&str], req: &EmbeddingRequest) -> CohereEmbedRequ
 
 /// A Titan answer: the vector and its token count.
 pub fn parse_titan(body: &[u8]) -> std::result::Result<(Vec<f64>, u64), String> {
-    let r: TitanEmbedResponse = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let r: TitanEmbedResponse = crate::schema::json_from_bytes(body).map_err(|e| e.to_string())?;
     Ok((r.embedding, r.input_text_token_count))
 }
 
 /// A Cohere answer's float vectors, in either response shape.
 pub fn parse_cohere(body: &[u8]) -> std::result::Result<Vec<Vec<f64>>, String> {
-    let r: CohereEmbedResponse = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let r: CohereEmbedResponse = crate::schema::json_from_bytes(body).map_err(|e| e.to_string())?;
     let vectors = match r.embeddings {
         Value::Object(mut by_type) => by_type
             .remove("float")

@@ -169,7 +169,7 @@ impl Provider for Bedrock {
         if !(200..300).contains(&fetched.status) {
             return Err(error_from(call, &fetched));
         }
-        let native: wire::ConverseResponse = serde_json::from_slice(&fetched.body)
+        let native: wire::ConverseResponse = crate::schema::json_from_bytes(&fetched.body)
             .map_err(|e| transport::bad_response(call, "Converse response", e))?;
         Ok(to_chat_response(
             native,

@@ -357,12 +357,18 @@ impl StreamEvent {
     /// Parses a payload for an event type; `Ok(None)` for an event type this gateway does not know.
     pub fn parse(event_type: &str, payload: &[u8]) -> serde_json::Result<Option<StreamEvent>> {
         Ok(Some(match event_type {
-            "messageStart" => StreamEvent::MessageStart(serde_json::from_slice(payload)?),
-            "contentBlockStart" => StreamEvent::ContentBlockStart(serde_json::from_slice(payload)?),
-            "contentBlockDelta" => StreamEvent::ContentBlockDelta(serde_json::from_slice(payload)?),
-            "contentBlockStop" => StreamEvent::ContentBlockStop(serde_json::from_slice(payload)?),
-            "messageStop" => StreamEvent::MessageStop(serde_json::from_slice(payload)?),
-            "metadata" => StreamEvent::Metadata(serde_json::from_slice(payload)?),
+            "messageStart" => StreamEvent::MessageStart(crate::schema::json_from_bytes(payload)?),
+            "contentBlockStart" => {
+                StreamEvent::ContentBlockStart(crate::schema::json_from_bytes(payload)?)
+            }
+            "contentBlockDelta" => {
+                StreamEvent::ContentBlockDelta(crate::schema::json_from_bytes(payload)?)
+            }
+            "contentBlockStop" => {
+                StreamEvent::ContentBlockStop(crate::schema::json_from_bytes(payload)?)
+            }
+            "messageStop" => StreamEvent::MessageStop(crate::schema::json_from_bytes(payload)?),
+            "metadata" => StreamEvent::Metadata(crate::schema::json_from_bytes(payload)?),
             _ => return Ok(None),
         }))
     }

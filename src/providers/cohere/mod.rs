@@ -74,7 +74,7 @@ impl Provider for Cohere {
         if !(200..300).contains(&fetched.status) {
             return Err(error_from(call, &fetched));
         }
-        let native: wire::ChatResponse = serde_json::from_slice(&fetched.body)
+        let native: wire::ChatResponse = crate::schema::json_from_bytes(&fetched.body)
             .map_err(|e| transport::bad_response(call, "chat response", e))?;
         Ok(to_chat_response(native, &req.model))
     }
@@ -110,7 +110,7 @@ impl Provider for Cohere {
         if !(200..300).contains(&fetched.status) {
             return Err(error_from(call, &fetched));
         }
-        let native: wire::EmbedResponse = serde_json::from_slice(&fetched.body)
+        let native: wire::EmbedResponse = crate::schema::json_from_bytes(&fetched.body)
             .map_err(|e| transport::bad_response(call, "embed response", e))?;
         to_embedding_response(native, &req.model, req.wants_base64())
             .map_err(|e| transport::bad_response(call, "embed response", e))

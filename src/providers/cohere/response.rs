@@ -191,7 +191,7 @@ pub fn to_embedding_response(
 }
 
 pub fn parse_models(body: &[u8]) -> Result<Vec<Model>, String> {
-    let list: ModelList = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let list: ModelList = crate::schema::json_from_bytes(body).map_err(|e| e.to_string())?;
     Ok(list
         .models
         .into_iter()

@@ -204,7 +204,7 @@ async fn chat(flavor: Flavor, call: &Call<'_>, req: &ChatRequest) -> Result<Chat
     let url = model_url(flavor, call, &req.model, "generateContent")?;
     let builder = authorize(call, post(call, url, body)).await?;
     let fetched = fetch_ok(call, builder).await?;
-    let native: wire::GenerateContentResponse = serde_json::from_slice(&fetched.body)
+    let native: wire::GenerateContentResponse = crate::schema::json_from_bytes(&fetched.body)
         .map_err(|e| transport::bad_response(call, "response", e))?;
     Ok(to_chat_response(native, &req.model))
 }
@@ -247,8 +247,9 @@ impl Provider for Gemini {
         let url = model_url(Flavor::Gemini, call, &req.model, "batchEmbedContents")?;
         let builder = authorize(call, post(call, url, body)).await?;
         let fetched = fetch_ok(call, builder).await?;
-        let native: wire::BatchEmbedContentsResponse = serde_json::from_slice(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "embeddings response", e))?;
+        let native: wire::BatchEmbedContentsResponse =
+            crate::schema::json_from_bytes(&fetched.body)
+                .map_err(|e| transport::bad_response(call, "embeddings response", e))?;
         if native.embeddings.len() != req.input.len() {
             return Err(transport::bad_response(
                 call,
@@ -290,7 +291,7 @@ impl Provider for Vertex {
         let url = model_url(Flavor::Vertex, call, &req.model, "predict")?;
         let builder = authorize(call, post(call, url, body)).await?;
         let fetched = fetch_ok(call, builder).await?;
-        let native: wire::PredictResponse = serde_json::from_slice(&fetched.body)
+        let native: wire::PredictResponse = crate::schema::json_from_bytes(&fetched.body)
             .map_err(|e| transport::bad_response(call, "embeddings response", e))?;
         if native.predictions.len() != req.input.len() {
             return Err(transport::bad_response(
@@ -324,7 +325,7 @@ async fn list_model_names(call: &Call<'_>, url: String, field: &str) -> Result<V
         name: String,
     }
     let mut listed: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&fetched.body)
+        crate::schema::json_from_bytes(&fetched.body)
             .map_err(|e| transport::bad_response(call, "models list", e))?;
     let entries: Vec<Named> = match listed.remove(field) {
         Some(v) => serde_json::from_value(v)
