@@ -176,7 +176,7 @@ pub fn to_chat_request(req: MessagesRequest) -> Result<ChatRequest> {
         max_tokens: Some(req.max_tokens),
         user: req.metadata.and_then(|m| m.user_id),
         tools,
-        tool_choice,
+        tool_choice: tool_choice.map(Box::new),
         parallel_tool_calls: parallel.filter(|d| *d).map(|_| false),
         extra,
         ..Default::default()

@@ -168,8 +168,8 @@ pub fn to_chat_request(
         top_logprobs: g.logprobs,
         seed: g.seed,
         tools,
-        tool_choice,
-        response_format,
+        tool_choice: tool_choice.map(Box::new),
+        response_format: response_format.map(Box::new),
         extra,
         ..Default::default()
     })

@@ -311,17 +311,17 @@ fn to_canonical(req: CohereRequest) -> ChatRequest {
                 .collect()
         }),
         tool_choice: req.tool_choice.map(|c| {
-            CanonicalToolChoice::Mode(match c {
+            Box::new(CanonicalToolChoice::Mode(match c {
                 ToolChoice::Required => ToolChoiceMode::Required,
                 ToolChoice::None => ToolChoiceMode::None,
-            })
+            }))
         }),
         response_format: match req.response_format {
-            Some(ResponseFormat::JsonObject { .. }) => Some(CanonicalFormat {
+            Some(ResponseFormat::JsonObject { .. }) => Some(Box::new(CanonicalFormat {
                 kind: "json_object".into(),
                 json_schema: None,
                 extra: Extra::new(),
-            }),
+            })),
             _ => None,
         },
         ..Default::default()

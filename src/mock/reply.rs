@@ -256,7 +256,7 @@ pub fn plan(req: &ChatRequest) -> Plan {
         .filter_map(|t| t.function.as_ref())
         .collect();
     let tools_allowed = !matches!(
-        req.tool_choice,
+        req.tool_choice.as_deref(),
         Some(ToolChoice::Mode(ToolChoiceMode::None))
     );
     let after_user = last.is_some_and(|m| m.role == Role::User);

@@ -86,7 +86,7 @@ pub fn to_messages_request(req: &ChatRequest, stream: bool) -> Result<Translated
         Some(tools) => Some(tools.iter().map(tool_definition).collect::<Result<_>>()?),
     };
     let disable_parallel = req.parallel_tool_calls.map(|p| !p).filter(|d| *d);
-    let mut tool_choice = match &req.tool_choice {
+    let mut tool_choice = match req.tool_choice.as_deref() {
         None => disable_parallel.map(|_| ToolChoice::Auto {
             disable_parallel_tool_use: disable_parallel,
         }),
@@ -104,7 +104,7 @@ pub fn to_messages_request(req: &ChatRequest, stream: bool) -> Result<Translated
     };
 
     let mut json_tool = None;
-    if let Some(format) = &req.response_format
+    if let Some(format) = req.response_format.as_deref()
         && (format.kind == "json_object" || format.kind == "json_schema")
     {
         let schema = format

@@ -130,7 +130,7 @@ pub fn to_converse_request(req: &ChatRequest) -> Result<Translated> {
             entries
         }
     };
-    let mut tool_choice = match &req.tool_choice {
+    let mut tool_choice = match req.tool_choice.as_deref() {
         None | Some(OpenAiToolChoice::Mode(ToolChoiceMode::None)) => None,
         Some(OpenAiToolChoice::Mode(ToolChoiceMode::Auto)) => Some(ToolChoice::Auto(Empty {})),
         Some(OpenAiToolChoice::Mode(ToolChoiceMode::Required)) => Some(ToolChoice::Any(Empty {})),
@@ -139,7 +139,7 @@ pub fn to_converse_request(req: &ChatRequest) -> Result<Translated> {
         }),
     };
     if matches!(
-        req.tool_choice,
+        req.tool_choice.as_deref(),
         Some(OpenAiToolChoice::Mode(ToolChoiceMode::None))
     ) && !history_has_tools
     {
@@ -184,7 +184,7 @@ pub fn to_converse_request(req: &ChatRequest) -> Result<Translated> {
     }
 
     let mut json_tool = None;
-    if let Some(format) = &req.response_format {
+    if let Some(format) = req.response_format.as_deref() {
         match (format.kind.as_str(), format.json_schema.as_ref()) {
             ("json_schema", Some(spec)) if spec.schema.is_some() => {
                 let schema = spec.schema.as_ref().expect("checked");

@@ -108,7 +108,7 @@ pub fn to_chat_request(req: &ChatRequest, stream: bool) -> Result<CohereRequest>
         .any(|t| t.function.as_ref().and_then(|f| f.strict) == Some(true))
         .then_some(true);
     let no_tools = tools.as_ref().is_none_or(Vec::is_empty);
-    let tool_choice = match &req.tool_choice {
+    let tool_choice = match req.tool_choice.as_deref() {
         // Cohere rejects a tool choice without tools; without tools, none is the only choice.
         Some(OpenAiToolChoice::Mode(_)) if no_tools => None,
         None | Some(OpenAiToolChoice::Mode(ToolChoiceMode::Auto)) => None,
@@ -135,7 +135,7 @@ pub fn to_chat_request(req: &ChatRequest, stream: bool) -> Result<CohereRequest>
         }
     };
 
-    let response_format = match &req.response_format {
+    let response_format = match req.response_format.as_deref() {
         Some(f) if f.kind == "json_object" => {
             Some(ResponseFormat::JsonObject { json_schema: None })
         }

@@ -383,7 +383,7 @@ fn tools(req: &ChatRequest) -> Result<Option<Vec<Tool>>> {
 }
 
 fn tool_config(req: &ChatRequest) -> Option<ToolConfig> {
-    let config = match req.tool_choice.as_ref()? {
+    let config = match req.tool_choice.as_deref()? {
         OpenAiToolChoice::Mode(ToolChoiceMode::Auto) => FunctionCallingConfig {
             mode: Some("AUTO".into()),
             allowed_function_names: None,
@@ -408,7 +408,7 @@ fn tool_config(req: &ChatRequest) -> Option<ToolConfig> {
 }
 
 fn generation_config(req: &ChatRequest, thinking: Option<Value>) -> Option<GenerationConfig> {
-    let (mime, response_schema) = match &req.response_format {
+    let (mime, response_schema) = match req.response_format.as_deref() {
         Some(f) if f.kind == "json_object" => (Some("application/json".to_string()), None),
         Some(f) if f.kind == "json_schema" => (
             Some("application/json".to_string()),
