@@ -2,9 +2,10 @@
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::response::REQUEST_ID;
 use crate::error::{ErrorKind, GatewayError, Result};
 
 /// The whole body, or 413 when it is over `limit` bytes (checked against `Content-Length` first,
@@ -34,9 +35,6 @@ pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Resu
         ))),
     }
 }
-
-// A constant: a header name given as a string is parsed and validated on every lookup.
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The caller's `x-request-id` when it is a sane token, else a fresh one.
 pub fn request_id(headers: &HeaderMap) -> String {

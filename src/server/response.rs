@@ -27,7 +27,7 @@ const FALLBACK_INDEX: HeaderName = HeaderName::from_static("x-ferrogate-fallback
 const UPSTREAM_MS: HeaderName = HeaderName::from_static("x-ferrogate-upstream-ms");
 const OVERHEAD_US: HeaderName = HeaderName::from_static("x-ferrogate-overhead-us");
 const KEY: HeaderName = HeaderName::from_static("x-ferrogate-key");
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(super) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 fn header_value(s: &str) -> HeaderValue {
