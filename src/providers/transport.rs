@@ -343,6 +343,16 @@ pub fn scrub_call_secrets(err: GatewayError, call: &Call<'_>) -> GatewayError {
     err.scrub(secrets.iter().map(String::as_str))
 }
 
+/// A 2xx answer's body read as the API's `T`; a body that is not one is a [`bad_response`]
+/// naming `what`.
+pub fn parse_answer<'a, T: serde::Deserialize<'a>>(
+    call: &Call<'_>,
+    body: &'a [u8],
+    what: &str,
+) -> Result<T> {
+    crate::schema::json_from_bytes(body).map_err(|e| bad_response(call, what, e))
+}
+
 /// A 2xx answer whose body is not what the API promises.
 pub fn bad_response(call: &Call<'_>, what: &str, detail: impl std::fmt::Display) -> GatewayError {
     GatewayError::new(

@@ -62,8 +62,8 @@ impl Provider for Anthropic {
         if !(200..300).contains(&fetched.status) {
             return Err(error_from(call, &fetched));
         }
-        let native: wire::MessagesResponse = crate::schema::json_from_bytes(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "message", e))?;
+        let native: wire::MessagesResponse =
+            transport::parse_answer(call, &fetched.body, "message")?;
         Ok(to_chat_response(native, translated.json_tool.as_deref()))
     }
 
@@ -119,8 +119,7 @@ impl Provider for Anthropic {
         struct ListedModel {
             id: String,
         }
-        let listed: Listed = crate::schema::json_from_bytes(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "models list", e))?;
+        let listed: Listed = transport::parse_answer(call, &fetched.body, "models list")?;
         Ok(listed
             .data
             .into_iter()

@@ -169,8 +169,8 @@ impl Provider for Bedrock {
         if !(200..300).contains(&fetched.status) {
             return Err(error_from(call, &fetched));
         }
-        let native: wire::ConverseResponse = crate::schema::json_from_bytes(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "Converse response", e))?;
+        let native: wire::ConverseResponse =
+            transport::parse_answer(call, &fetched.body, "Converse response")?;
         Ok(to_chat_response(
             native,
             &req.model,

@@ -74,8 +74,8 @@ impl Provider for Cohere {
         if !(200..300).contains(&fetched.status) {
             return Err(error_from(call, &fetched));
         }
-        let native: wire::ChatResponse = crate::schema::json_from_bytes(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "chat response", e))?;
+        let native: wire::ChatResponse =
+            transport::parse_answer(call, &fetched.body, "chat response")?;
         Ok(to_chat_response(native, &req.model))
     }
 
@@ -110,8 +110,8 @@ impl Provider for Cohere {
         if !(200..300).contains(&fetched.status) {
             return Err(error_from(call, &fetched));
         }
-        let native: wire::EmbedResponse = crate::schema::json_from_bytes(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "embed response", e))?;
+        let native: wire::EmbedResponse =
+            transport::parse_answer(call, &fetched.body, "embed response")?;
         to_embedding_response(native, &req.model, req.wants_base64())
             .map_err(|e| transport::bad_response(call, "embed response", e))
     }

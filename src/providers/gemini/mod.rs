@@ -204,8 +204,8 @@ async fn chat(flavor: Flavor, call: &Call<'_>, req: &ChatRequest) -> Result<Chat
     let url = model_url(flavor, call, &req.model, "generateContent")?;
     let builder = authorize(call, post(call, url, body)).await?;
     let fetched = fetch_ok(call, builder).await?;
-    let native: wire::GenerateContentResponse = crate::schema::json_from_bytes(&fetched.body)
-        .map_err(|e| transport::bad_response(call, "response", e))?;
+    let native: wire::GenerateContentResponse =
+        transport::parse_answer(call, &fetched.body, "response")?;
     Ok(to_chat_response(native, &req.model))
 }
 
@@ -248,8 +248,7 @@ impl Provider for Gemini {
         let builder = authorize(call, post(call, url, body)).await?;
         let fetched = fetch_ok(call, builder).await?;
         let native: wire::BatchEmbedContentsResponse =
-            crate::schema::json_from_bytes(&fetched.body)
-                .map_err(|e| transport::bad_response(call, "embeddings response", e))?;
+            transport::parse_answer(call, &fetched.body, "embeddings response")?;
         if native.embeddings.len() != req.input.len() {
             return Err(transport::bad_response(
                 call,
@@ -291,8 +290,8 @@ impl Provider for Vertex {
         let url = model_url(Flavor::Vertex, call, &req.model, "predict")?;
         let builder = authorize(call, post(call, url, body)).await?;
         let fetched = fetch_ok(call, builder).await?;
-        let native: wire::PredictResponse = crate::schema::json_from_bytes(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "embeddings response", e))?;
+        let native: wire::PredictResponse =
+            transport::parse_answer(call, &fetched.body, "embeddings response")?;
         if native.predictions.len() != req.input.len() {
             return Err(transport::bad_response(
                 call,
@@ -325,8 +324,7 @@ async fn list_model_names(call: &Call<'_>, url: String, field: &str) -> Result<V
         name: String,
     }
     let mut listed: serde_json::Map<String, serde_json::Value> =
-        crate::schema::json_from_bytes(&fetched.body)
-            .map_err(|e| transport::bad_response(call, "models list", e))?;
+        transport::parse_answer(call, &fetched.body, "models list")?;
     let entries: Vec<Named> = match listed.remove(field) {
         Some(v) => serde_json::from_value(v)
             .map_err(|e| transport::bad_response(call, "models list", e))?,
