@@ -8,6 +8,8 @@
 #
 # Usage: benches/instructions.sh [BINARY...]   (default: the `dist` build, target/dist/ferrogate)
 # With several binaries, each is measured in turn and compared with the first.
+# One nginx `proxy_pass` hop (one worker) is measured the same way, as the baseline for what an
+# HTTP proxy hop costs (NGINX=0 leaves it out; it is left out when nginx is not installed).
 # REQUESTS (default 2000) requests are counted after 300 unmeasured ones.
 # Writes bench-results/instructions.json; `callgrind_annotate` reads the profiles it keeps there.
 set -euo pipefail
@@ -28,8 +30,8 @@ pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-wait_up() {
-    for _ in $(seq 600); do curl -fs "http://127.0.0.1:$1/health" >/dev/null && return 0; sleep 0.1; done
+wait_up() { # wait_up PORT [PATH]: any HTTP answer on PATH (default /health) will do
+    for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$1${2:-/health}" && return 0; sleep 0.1; done
     echo "instructions: port $1 did not come up" >&2; exit 1
 }
 
@@ -41,10 +43,10 @@ cat > "$work/config.json" <<JSON
 JSON
 
 body() { printf '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":16,"stream":%s}' "$1"; }
-send() { # send N STREAM
+send() { # send N STREAM [PORT]
     local report
     report=$(oha --no-tui -m POST -T application/json -d "$(body "$2")" -n "$1" -c 1 \
-        "http://127.0.0.1:$PORT_GW/v1/chat/completions")
+        "http://127.0.0.1:${3:-$PORT_GW}/v1/chat/completions")
     grep -q "Success rate:.*100.00%" <<<"$report" \
         || { echo "instructions: requests through the gateway failed:" >&2; echo "$report" >&2; exit 1; }
 }
@@ -77,17 +79,64 @@ for bin in "$@"; do
     results+=("$bin $((plain / REQUESTS)) $((streamed / REQUESTS))")
 done
 
-python3 - "$OUT/instructions.json" "$REQUESTS" "${results[@]}" <<'PY'
+# The baseline: the same requests through one nginx proxy_pass hop to the same mock (one worker,
+# in the foreground, so callgrind follows the process that does the proxying).
+nginx_row=""
+if [ "${NGINX:-1}" != 0 ] && command -v nginx >/dev/null; then
+    mkdir -p "$work/nginx/logs"
+    cat > "$work/nginx/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    upstream mock { server 127.0.0.1:$PORT_MOCK; keepalive 64; }
+    server {
+        listen 127.0.0.1:$PORT_GW;
+        location / {
+            proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+CONF
+    valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" \
+        nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 &
+    vg=$!; pids+=($vg)
+    wait_up "$PORT_GW" /v1/models
+    send "$WARMUP" false; send "$WARMUP" true
+    callgrind_control -z "$vg" >/dev/null 2>&1
+    send "$REQUESTS" false
+    plain=$(dump_total "$vg" "nginx.plain")
+    callgrind_control -z "$vg" >/dev/null 2>&1
+    send "$REQUESTS" true
+    streamed=$(dump_total "$vg" "nginx.stream")
+    kill -9 "$vg" 2>/dev/null || true
+    wait "$vg" 2>/dev/null || true
+    nginx_row="nginx $((plain / REQUESTS)) $((streamed / REQUESTS))"
+fi
+
+python3 - "$OUT/instructions.json" "$REQUESTS" "$nginx_row" "${results[@]}" <<'PY'
 import json, sys
-out, requests, rows = sys.argv[1], int(sys.argv[2]), [r.rsplit(" ", 2) for r in sys.argv[3:]]
+out, requests, nginx = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rows = [r.rsplit(" ", 2) for r in sys.argv[4:]]
 base_plain, base_stream = int(rows[0][1]), int(rows[0][2])
+ngx = tuple(int(x) for x in nginx.split()[1:]) if nginx else None
 report = []
 print(f"user-space instructions per request (callgrind, one worker thread, {requests} requests one at a time)")
-print(f"{'binary':<48} {'chat':>10} {'ratio':>6} {'streamed':>10} {'ratio':>6}")
+print(f"{'binary':<48} {'chat':>10} {'ratio':>6} {'streamed':>10} {'ratio':>6}" + ("   x nginx (chat / streamed)" if ngx else ""))
 for path, plain, stream in rows:
     plain, stream = int(plain), int(stream)
-    report.append({"binary": path, "chat": plain, "chat_streamed": stream,
-                   "ratio_chat": plain / base_plain, "ratio_streamed": stream / base_stream})
-    print(f"{path:<48} {plain:>10,} {plain / base_plain:>6.3f} {stream:>10,} {stream / base_stream:>6.3f}")
-json.dump({"requests": requests, "results": report}, open(out, "w"), indent=2)
+    row = {"binary": path, "chat": plain, "chat_streamed": stream,
+           "ratio_chat": plain / base_plain, "ratio_streamed": stream / base_stream}
+    vs = ""
+    if ngx:
+        row |= {"vs_nginx_chat": plain / ngx[0], "vs_nginx_streamed": stream / ngx[1]}
+        vs = f"   {plain / ngx[0]:.1f}x / {stream / ngx[1]:.1f}x"
+    report.append(row)
+    print(f"{path:<48} {plain:>10,} {plain / base_plain:>6.3f} {stream:>10,} {stream / base_stream:>6.3f}{vs}")
+if ngx:
+    print(f"{'nginx proxy_pass (one hop, the baseline)':<48} {ngx[0]:>10,} {'':>6} {ngx[1]:>10,}")
+json.dump({"requests": requests, "results": report,
+           "nginx": {"chat": ngx[0], "chat_streamed": ngx[1]} if ngx else None}, open(out, "w"), indent=2)
 PY

@@ -816,6 +816,13 @@ def design_checks(res: Results) -> list[str]:
     if s and d:
         out.append(f"- One at a time, added p50 ≤ {TARGET_SEQ_P50_US} µs: {verdict(s.p50_us - d.p50_us, TARGET_SEQ_P50_US, 'µs')}")
         out.append(f"- One at a time, added p99 ≤ {TARGET_SEQ_P99_US} µs: {verdict(s.p99_us - d.p99_us, TARGET_SEQ_P99_US, 'µs')}")
+        n = res.run("nginx", "sequential")
+        if n and s.cpu_us_per_request is not None and n.cpu_us_per_request is not None:
+            # With one request in flight nothing overlaps a request's own work: its CPU time is
+            # most of what a hop adds, so this says where a miss above comes from.
+            out.append(f"  - Why: one at a time, each request costs ferrogate {s.cpu_us_per_request:,.0f} µs of CPU (user + system) "
+                       f"and nginx {n.cpu_us_per_request:,.0f} µs; added p50 ferrogate {s.p50_us - d.p50_us:+,.0f} µs, nginx {n.p50_us - d.p50_us:+,.0f} µs. "
+                       "`make bench-instructions` counts the user-space instructions behind it, with nginx's as the baseline.")
     top = max(res.settings["rates"])  # type: ignore[type-var]
     r = res.run("ferrogate", "rate", top)
     if r:
