@@ -13,7 +13,7 @@ use ferrogate::providers::bedrock::response::BedrockStreamTranslator;
 use ferrogate::providers::cohere::response::CohereStreamTranslator;
 use ferrogate::providers::gemini::response::GeminiStreamTranslator;
 use ferrogate::providers::openai::{
-    OpenAiStreamTranslator, chat_request_body, parse_chat_response,
+    OpenAiRawTranslator, OpenAiStreamTranslator, chat_request_body, parse_chat_response,
 };
 use ferrogate::providers::stream::StreamTranslator;
 use ferrogate::providers::{BuildContext, ProviderRegistry};
@@ -21,7 +21,7 @@ use ferrogate::router::Router;
 use ferrogate::router::balancer::{self, Candidate};
 use ferrogate::router::health::HealthRegistry;
 use ferrogate::router::keys::{KeyPool, NamedKey};
-use ferrogate::schema::{ChatRequest, parse_json};
+use ferrogate::schema::{ChatChunk, ChatRequest, StreamChunk, parse_json};
 use ferrogate::secret::Secret;
 use ferrogate::sse::SseEvent;
 use ferrogate::sse::eventstream::Frame;
@@ -122,6 +122,18 @@ fn stream(c: &mut Criterion) {
             black_box(serde_json::to_vec(&chunk).unwrap())
         })
     });
+    // The same chunk for a client of the OpenAI API: checked and framed as it came.
+    let mut translator = OpenAiRawTranslator::new(Arc::from("openai"));
+    let mut out = VecDeque::new();
+    c.bench_function("stream_chunk/openai_passed_on", |b| {
+        b.iter(|| {
+            translator.frame(event.clone(), &mut out).unwrap();
+            match out.pop_front().unwrap() {
+                StreamChunk::Raw(raw) => black_box(ferrogate::sse::data_event(&raw.data)),
+                StreamChunk::Parsed(_) => unreachable!("a complete chunk is passed on"),
+            }
+        })
+    });
 }
 
 fn sse(event: &str, data: &str) -> SseEvent {
@@ -134,7 +146,7 @@ fn sse(event: &str, data: &str) -> SseEvent {
 
 /// Feeds `setup` to a translator, then measures translating `delta` (a text delta, the frame a
 /// stream is mostly made of) and encoding the chunk it gives as the client receives it.
-fn bench_translator<F: Clone, T: StreamTranslator<F>>(
+fn bench_translator<F: Clone, T: StreamTranslator<F, Chunk = ChatChunk>>(
     c: &mut Criterion,
     name: &str,
     mut translator: T,

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use common::{assert_golden, read_fixture};
 use ferrogate::ErrorKind;
-use ferrogate::providers::openai::{OpenAiStreamTranslator, parse_chat_response, parse_error_body};
+use ferrogate::providers::openai::{
+    OpenAiRawTranslator, OpenAiStreamTranslator, parse_chat_response, parse_error_body,
+};
 use ferrogate::providers::stream::translate_all;
-use ferrogate::schema::{ChatChunk, ChunkAccumulator};
+use ferrogate::schema::{ChatChunk, ChunkAccumulator, StreamChunk, StreamSummary};
 use ferrogate::sse::SseDecoder;
 
 fn translate(fixture: &str) -> ferrogate::error::Result<Vec<ChatChunk>> {
@@ -52,6 +54,72 @@ fn error_event_mid_stream_becomes_an_error() {
     let err = translate("openai/stream_error_event.sse").unwrap_err();
     assert_eq!(err.kind, ErrorKind::UpstreamServer);
     assert!(err.message.contains("The server had an error"));
+}
+
+fn translate_raw(fixture: &str) -> ferrogate::error::Result<Vec<StreamChunk>> {
+    translate_all(
+        SseDecoder::new(),
+        OpenAiRawTranslator::new(Arc::from("openai")),
+        &read_fixture(fixture),
+    )
+}
+
+#[test]
+fn complete_chunks_are_kept_as_they_came_for_a_caller_that_passes_them_on() {
+    let bytes = read_fixture("openai/stream_tool_call.sse");
+    let sent: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.strip_prefix(b"data: "))
+        .map(|data| data.strip_suffix(b"\r").unwrap_or(data)) // the fixture's lines end in CRLF
+        .filter(|data| *data != b"[DONE]")
+        .collect();
+    let chunks = translate_raw("openai/stream_tool_call.sse").unwrap();
+    assert_eq!(chunks.len(), sent.len());
+    let mut summary = StreamSummary::default();
+    for (chunk, data) in chunks.iter().zip(&sent) {
+        match chunk {
+            StreamChunk::Raw(raw) => assert_eq!(&raw.data[..], *data),
+            StreamChunk::Parsed(_) => panic!("a complete chunk was parsed: {chunk:?}"),
+        }
+        summary.push(chunk);
+    }
+    // Parsed on demand, they are the chunks the parsing translation gives.
+    let parsed: Vec<ChatChunk> = chunks
+        .into_iter()
+        .map(|c| c.into_parsed().unwrap())
+        .collect();
+    assert_eq!(parsed, translate("openai/stream_tool_call.sse").unwrap());
+    assert_eq!(summary.usage.unwrap().total_tokens, 27);
+    assert_eq!(summary.finish_reasons.len(), 1);
+}
+
+#[test]
+fn incomplete_chunks_errors_and_truncation_take_the_parsing_path() {
+    // The first chunk has no `logprobs` (the parsed form writes `null`): it is parsed. The error
+    // event after it ends the stream with the upstream's error, as without the pass-through.
+    let err = translate_raw("openai/stream_error_event.sse").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::UpstreamServer);
+    assert!(err.message.contains("The server had an error"));
+    let err = translate_raw("openai/stream_truncated.sse").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::UpstreamConnection);
+    let mut out = std::collections::VecDeque::new();
+    let mut t = OpenAiRawTranslator::new(Arc::from("openai"));
+    use ferrogate::providers::stream::StreamTranslator;
+    let event = |data: &str| ferrogate::sse::SseEvent {
+        data: data.to_string(),
+        ..Default::default()
+    };
+    t.frame(event(r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#), &mut out).unwrap();
+    assert!(
+        matches!(out.pop_front(), Some(StreamChunk::Parsed(c)) if c.choices[0].delta.content.as_deref() == Some("Hi"))
+    );
+    let err = t.frame(event("{not json"), &mut out).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadUpstreamResponse);
+    assert!(
+        err.message.contains("invalid stream chunk"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]

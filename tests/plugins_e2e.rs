@@ -13,7 +13,9 @@ use ferrogate::mock::{MockOptions, RunningMock};
 use ferrogate::plugins::{
     ChunkAction, HookFuture, Hooks, Plugin, PluginError, PreAction, Reply, Request, RequestContext,
 };
-use ferrogate::schema::{ChatChunk, ChatReply, ChatRequest, ChatResponse, MessageContent};
+use ferrogate::schema::{
+    ChatChunk, ChatReply, ChatRequest, ChatResponse, MessageContent, RawChunk, StreamChunk,
+};
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -74,6 +76,7 @@ impl Plugin for TestPlugin {
             post: true,
             chunk: true,
             raw_chat: false,
+            raw_stream: false,
         }
     }
     fn pre_hook<'a>(
@@ -434,6 +437,7 @@ impl Plugin for FormProbe {
             let form = match &*result {
                 Ok(Reply::Chat(_)) => "parsed",
                 Ok(Reply::RawChat(_)) => "raw",
+                Ok(Reply::StreamSummary(_)) => "summary",
                 Ok(Reply::Embeddings(_)) => "embeddings",
                 Err(_) => "error",
             };
@@ -505,4 +509,231 @@ async fn chat_answers_stay_unparsed_only_when_every_post_hook_takes_them() {
         .unwrap();
     assert_eq!(served.value.choices[0].message.text(), "You said: hi");
     assert_eq!(take(&log), ["accounting:parsed"]);
+}
+
+/// Records which form of chunk its chunk hook and which form of answer its post-hook got.
+struct StreamProbe {
+    name: String,
+    raw_stream: bool,
+    log: Log,
+}
+
+impl StreamProbe {
+    fn note(&self, what: &str) {
+        let mut log = self.log.lock().unwrap();
+        let entry = format!("{}:{what}", self.name);
+        // One entry for all the chunks of one form.
+        if !log.contains(&entry) {
+            log.push(entry);
+        }
+    }
+}
+
+impl Plugin for StreamProbe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks {
+            post: true,
+            chunk: true,
+            raw_stream: self.raw_stream,
+            ..Hooks::default()
+        }
+    }
+    fn on_stream_chunk<'a>(
+        &'a self,
+        _ctx: &'a mut RequestContext,
+        _chunk: &'a mut ChatChunk,
+    ) -> HookFuture<'a, ChunkAction> {
+        self.note("parsed chunks");
+        Box::pin(async { Ok(ChunkAction::Keep) })
+    }
+    fn on_raw_stream_chunk<'a>(
+        &'a self,
+        _ctx: &'a mut RequestContext,
+        chunk: &'a RawChunk,
+    ) -> HookFuture<'a, ChunkAction> {
+        assert!(serde_json::from_slice::<serde_json::Value>(&chunk.data).is_ok());
+        self.note("raw chunks");
+        Box::pin(async { Ok(ChunkAction::Keep) })
+    }
+    fn post_hook<'a>(
+        &'a self,
+        _ctx: &'a mut RequestContext,
+        result: &'a mut Result<Reply, GatewayError>,
+    ) -> HookFuture<'a, ()> {
+        let form = match &*result {
+            Ok(Reply::Chat(r)) => format!("answer {:?}", r.choices[0].message.text()),
+            Ok(Reply::StreamSummary(s)) => format!(
+                "summary {} tokens, {:?}",
+                s.usage.as_ref().map_or(0, |u| u.total_tokens),
+                s.finish_reasons
+            ),
+            Ok(_) => "other".into(),
+            Err(e) => format!("error {}", e.message),
+        };
+        self.note(&form);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_chunks_stay_unparsed_only_when_every_chunk_and_post_hook_takes_them() {
+    let (_m, gw) = setup().await;
+    let log = Log::default();
+    let probe = |name: &str, raw_stream| {
+        Arc::new(StreamProbe {
+            name: name.into(),
+            raw_stream,
+            log: log.clone(),
+        })
+    };
+    let stream_request = || {
+        let mut req = request("hi");
+        req.stream = Some(true);
+        req
+    };
+    // The forms of the chunks the OpenAI route would send on, and their text.
+    let json_stream = || async {
+        let chunks: Vec<_> = gw
+            .chat_stream_json(stream_request(), &RequestOptions::default())
+            .await
+            .unwrap()
+            .value
+            .collect()
+            .await;
+        let mut forms: Vec<&str> = Vec::new();
+        let mut text = String::new();
+        for chunk in chunks {
+            let chunk = chunk.unwrap();
+            let form = match &chunk {
+                StreamChunk::Raw(_) => "raw",
+                StreamChunk::Parsed(_) => "parsed",
+            };
+            if forms.last() != Some(&form) {
+                forms.push(form);
+            }
+            let parsed = chunk.into_parsed().unwrap();
+            text.extend(
+                parsed
+                    .choices
+                    .iter()
+                    .filter_map(|c| c.delta.content.clone()),
+            );
+        }
+        assert_eq!(text, "You said: hi");
+        forms
+    };
+    let take = |log: &Log| std::mem::take(&mut *log.lock().unwrap());
+    // The usage the gateway asked for on the caller's behalf (the mock counts 5 tokens).
+    let summary = "summary 5 tokens, [Some(Stop)]";
+
+    // No plugin (the built-in telemetry takes them): chunks come as the upstream sent them.
+    assert_eq!(json_stream().await, ["raw"]);
+    gw.register_plugin(probe("accounting", true), false, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(json_stream().await, ["raw"]);
+    assert_eq!(
+        take(&log),
+        [
+            "accounting:raw chunks".to_string(),
+            format!("accounting:{summary}")
+        ]
+    );
+    // One plugin that needs them parsed: every hook gets them parsed, and the folded answer.
+    gw.register_plugin(probe("reader", false), false, Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(json_stream().await, ["parsed"]);
+    let answer = "answer \"You said: hi\"";
+    assert_eq!(
+        take(&log),
+        [
+            "reader:parsed chunks".to_string(),
+            "accounting:parsed chunks".to_string(),
+            format!("reader:{answer}"),
+            format!("accounting:{answer}"),
+        ]
+    );
+    // Switched off, it no longer counts.
+    assert!(gw.set_plugin_enabled("reader", false));
+    assert_eq!(json_stream().await, ["raw"]);
+    assert_eq!(
+        take(&log),
+        [
+            "accounting:raw chunks".to_string(),
+            format!("accounting:{summary}")
+        ]
+    );
+    // The parsed API (the Python facade's, the other front doors') gets parsed chunks; the
+    // stream is still not folded for post-hooks that take a summary.
+    let chunks: Vec<_> = gw
+        .chat_stream(stream_request(), &RequestOptions::default())
+        .await
+        .unwrap()
+        .value
+        .collect()
+        .await;
+    assert!(chunks.iter().all(Result::is_ok));
+    assert_eq!(
+        take(&log),
+        [
+            "accounting:parsed chunks".to_string(),
+            format!("accounting:{summary}")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_are_accounted_with_the_usage_the_caller_did_not_ask_for() {
+    let m = RunningMock::start(MockOptions::default(), "127.0.0.1", 0)
+        .await
+        .unwrap();
+    // The `openai` preset streams usage when asked: the gateway always asks.
+    let config = json!({"providers": {"openai": {"base_url": format!("{}/v1", m.base_url()), "api_key": "sk-test"}}});
+    let gw = Gateway::new(Config::from_value(config).unwrap()).unwrap();
+    let log = Log::default();
+    gw.register_plugin(
+        Arc::new(StreamProbe {
+            name: "accounting".into(),
+            raw_stream: true,
+            log: log.clone(),
+        }),
+        false,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    for include_usage in [false, true] {
+        let mut req: ChatRequest = serde_json::from_value(json!({
+            "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "count me"}],
+            "stream": true, "stream_options": {"include_usage": include_usage}
+        }))
+        .unwrap();
+        if !include_usage {
+            req.stream_options = None;
+        }
+        let chunks: Vec<ChatChunk> = gw
+            .chat_stream_json(req, &RequestOptions::default())
+            .await
+            .unwrap()
+            .value
+            .map(|c| c.unwrap().into_parsed().unwrap())
+            .collect()
+            .await;
+        let with_usage = chunks.iter().filter(|c| c.usage.is_some()).count();
+        assert_eq!(
+            with_usage,
+            usize::from(include_usage),
+            "include_usage {include_usage}"
+        );
+        // The post-hook saw the usage either way (7 tokens as the mock counts them).
+        assert_eq!(
+            std::mem::take(&mut *log.lock().unwrap()),
+            [
+                "accounting:raw chunks".to_string(),
+                "accounting:summary 7 tokens, [Some(Stop)]".to_string()
+            ],
+            "include_usage {include_usage}"
+        );
+    }
 }

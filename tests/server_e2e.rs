@@ -772,3 +772,105 @@ async fn openai_compatible_answers_pass_through_byte_for_byte() {
     assert_eq!(status, 502, "{body}");
     assert_openai_error(&body, "bad_response_error");
 }
+
+/// An OpenAI-compatible upstream that answers every chat completion with the event stream `body`.
+async fn fixed_stream_upstream(body: impl Into<bytes::Bytes>) -> String {
+    let body: bytes::Bytes = body.into();
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let body = body.clone();
+            async move { ([(http::header::CONTENT_TYPE, "text/event-stream")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/v1")
+}
+
+/// Chunks in an order and layout the gateway's own encoder would not produce, with fields it does
+/// not know and escapes it would write differently; then the usage chunk and the end.
+const UPSTREAM_CHUNKS: [&str; 4] = [
+    r#"{"choices":[{"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null,"index":0}],"model":"gpt-fixed","created":1700000000,"object":"chat.completion.chunk","id":"chatcmpl-s","x_vendor":1}"#,
+    r#"{"choices":[{"delta":{"content":"caf\u00e9 \"ok\""},"logprobs":null,"finish_reason":null,"index":0}],"model":"gpt-fixed","created":1700000000,"object":"chat.completion.chunk","id":"chatcmpl-s","x_vendor":1}"#,
+    r#"{"choices":[{"delta":{},"logprobs":null,"finish_reason":"stop","index":0}],"model":"gpt-fixed","created":1700000000,"object":"chat.completion.chunk","id":"chatcmpl-s","usage":null}"#,
+    r#"{"choices":[],"usage":{"completion_tokens":3,"prompt_tokens":9,"total_tokens":12},"model":"gpt-fixed","created":1700000000,"object":"chat.completion.chunk","id":"chatcmpl-s"}"#,
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openai_compatible_stream_chunks_pass_through_byte_for_byte() {
+    // Framed with a comment and mixed line ends between events.
+    let [role, text, finish, usage] = UPSTREAM_CHUNKS;
+    let complete = fixed_stream_upstream(format!(
+        "data: {role}\n\n: keep-alive\n\ndata: {text}\r\n\r\ndata: {finish}\n\ndata: {usage}\n\ndata: [DONE]\n\n"
+    ))
+    .await;
+    // No `logprobs` (the parsed form writes `null`) and the `object` left out: parsed, filled in.
+    let incomplete = fixed_stream_upstream(concat!(
+        "data: ",
+        r#"{"id":"c2","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}"#,
+        "\n\ndata: [DONE]\n\n"
+    ))
+    .await;
+    let s = Setup::new(json!({"providers": {
+        "streamed": {"api": "openai", "base_url": complete, "api_key": KEY},
+        "partial": {"api": "openai", "base_url": incomplete, "api_key": KEY}
+    }}))
+    .await;
+    let ask = |model: &str, usage: bool| {
+        json!({"model": model, "messages": user("hi"), "stream": true,
+               "stream_options": {"include_usage": usage}})
+        .to_string()
+    };
+
+    // Asked with usage: every chunk as the upstream sent it, then `[DONE]`.
+    let (status, headers, body) = s
+        .post("/v1/chat/completions", ask("streamed/gpt-fixed", true))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let mut expected: Vec<&str> = UPSTREAM_CHUNKS.to_vec();
+    expected.push("[DONE]");
+    assert_eq!(sse_data(&body), expected);
+    // Without: the usage chunk the gateway asked for on the caller's behalf is not passed on.
+    let (status, _, body) = s
+        .post("/v1/chat/completions", ask("streamed/gpt-fixed", false))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut expected: Vec<&str> = UPSTREAM_CHUNKS[..3].to_vec();
+    expected.push("[DONE]");
+    assert_eq!(sse_data(&body), expected);
+    // Both streams are accounted with their usage.
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (kind, n) in [("input", 18), ("output", 6)] {
+        let line = format!(
+            "ferrogate_tokens_total{{provider=\"streamed\",model=\"gpt-fixed\",kind=\"{kind}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+    }
+
+    let (status, _, body) = s
+        .post("/v1/chat/completions", ask("partial/m", false))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let events = sse_data(&body);
+    assert_eq!(events.len(), 2, "{body}");
+    let chunk: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(chunk["object"], "chat.completion.chunk");
+    assert!(
+        chunk["choices"][0]
+            .as_object()
+            .unwrap()
+            .contains_key("logprobs")
+    );
+    assert_eq!(chunk["choices"][0]["delta"]["content"], "x");
+}

@@ -21,12 +21,13 @@ use crate::plugins::{
 use crate::providers::credentials::Credential;
 use crate::providers::{
     BuildContext, Call, ChunkStream, EnvSource, ProcessEnv, ProviderRegistry, ProviderRuntime,
+    ReplyStream,
 };
 use crate::router::Router;
 use crate::router::health::HealthRegistry;
 use crate::schema::{
-    ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra, Model,
-    ModelList,
+    ChatChunk, ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra,
+    Model, ModelList, StreamChunk,
 };
 use crate::telemetry::logstore::LogStore;
 use crate::telemetry::observe::Observer;
@@ -381,18 +382,49 @@ impl Gateway {
         req: ChatRequest,
         opts: &RequestOptions,
     ) -> Result<Served<ChunkStream>> {
+        let served = self.chat_stream_with(req, opts, false).await?;
+        Ok(Served {
+            value: Box::pin(ParsedStream {
+                inner: served.value,
+                provider: served.meta.provider.clone(),
+            }),
+            meta: served.meta,
+        })
+    }
+
+    /// A stream for a caller that sends its chunks on as OpenAI JSON (the server's OpenAI route):
+    /// an OpenAI-compatible upstream's chunks come as they were sent ([`StreamChunk::Raw`]) unless
+    /// a plugin's chunk hook or post-hook needs them parsed; any other chunk comes parsed.
+    pub async fn chat_stream_json(
+        &self,
+        req: ChatRequest,
+        opts: &RequestOptions,
+    ) -> Result<Served<ReplyStream>> {
+        self.chat_stream_with(req, opts, true).await
+    }
+
+    async fn chat_stream_with(
+        &self,
+        req: ChatRequest,
+        opts: &RequestOptions,
+        raw_ok: bool,
+    ) -> Result<Served<ReplyStream>> {
         let (opts, span) = begin(opts, "chat", &req.model);
-        let result = Box::pin(self.chat_stream_inner(req, opts))
+        let wants_usage = wants_usage(&req);
+        let result = Box::pin(self.chat_stream_inner(req, opts, raw_ok))
             .instrument(span.clone())
             .await;
         record_outcome(&span, result.as_ref().map(|s| &s.meta));
-        if !otel::enabled() {
-            return result;
+        let mut served = result?;
+        // The gateway asks upstreams for usage whatever the caller asked (it accounts for
+        // tokens); the plugins have seen it, and a caller that did not ask gets none.
+        if !wants_usage {
+            served.value = ops::without_usage(served.value, served.meta.provider.clone());
         }
-        result.map(|served| Served {
-            value: Box::pin(otel::SpannedStream::new(served.value, span)) as ChunkStream,
-            meta: served.meta,
-        })
+        if otel::enabled() {
+            served.value = Box::pin(otel::SpannedStream::new(served.value, span));
+        }
+        Ok(served)
     }
 
     pub async fn embeddings(
@@ -433,7 +465,9 @@ impl Gateway {
             Some((plugin, reply @ (Reply::Chat(_) | Reply::RawChat(_)))) => {
                 (Ok(reply), Some(answered_by_plugin(&plugin, &req.model)))
             }
-            Some((plugin, Reply::Embeddings(_))) => (Err(wrong_reply(&plugin)), None),
+            Some((plugin, Reply::Embeddings(_) | Reply::StreamSummary(_))) => {
+                (Err(wrong_reply(&plugin)), None)
+            }
             None => match self.validated(req.validate()).map(|_| ()) {
                 Err(e) => (Err(e), None),
                 Ok(()) => match self.route_chat(req, &opts, raw_ok).await {
@@ -474,13 +508,14 @@ impl Gateway {
         &self,
         mut req: ChatRequest,
         mut opts: RequestOptions,
-    ) -> Result<Served<ChunkStream>> {
+        raw_ok: bool,
+    ) -> Result<Served<ReplyStream>> {
         opts.take_from_body(&mut req.extra)
             .map_err(crate::telemetry::rejected)?;
         req.validate().map_err(crate::telemetry::rejected)?;
         let pipeline = self.pipeline();
         if pipeline.is_idle() {
-            return self.route_stream(req, &opts).await;
+            return self.route_stream(req, &opts, raw_ok).await;
         }
         let mut ctx = self.context(
             &opts,
@@ -489,20 +524,16 @@ impl Gateway {
             req.user.as_ref(),
         );
         ctx.stream = true;
-        let wants_usage = req
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false);
         let pre = pipeline.pre(&mut ctx, Request::Chat(&mut req)).await?;
+        let raw_ok = raw_ok && pipeline.takes_raw_stream(&pre.ran);
         let served = match pre.respond {
             Some((plugin, reply)) => Served {
-                value: reply_as_stream(&chat_answer(reply, &plugin)?, wants_usage),
+                value: reply_as_stream(&chat_answer(reply, &plugin)?),
                 meta: answered_by_plugin(&plugin, &req.model),
             },
             None => {
                 let routed = match self.validated(req.validate()) {
-                    Ok(()) => self.route_stream(req, &opts).await,
+                    Ok(()) => self.route_stream(req, &opts, raw_ok).await,
                     Err(e) => Err(e),
                 };
                 match routed {
@@ -512,10 +543,7 @@ impl Gateway {
                         let mut result = Err(e);
                         pipeline.post(&pre.ran, &mut ctx, &mut result).await;
                         return Ok(Served {
-                            value: reply_as_stream(
-                                &chat_answer(result?, "post_hook")?,
-                                wants_usage,
-                            ),
+                            value: reply_as_stream(&chat_answer(result?, "post_hook")?),
                             meta: answered_by_plugin("post_hook", &ctx.model),
                         });
                     }
@@ -529,14 +557,16 @@ impl Gateway {
         })
     }
 
+    /// `raw_ok`: an OpenAI-compatible upstream's chunks may stay unparsed.
     async fn route_stream(
         &self,
         req: ChatRequest,
         opts: &RequestOptions,
-    ) -> Result<Served<ChunkStream>> {
+        raw_ok: bool,
+    ) -> Result<Served<ReplyStream>> {
         let snapshot = self.snapshot();
         let route = snapshot.router.route(&req.model, &snapshot.providers)?;
-        execute::execute(&snapshot, route, opts, StreamOp::new(req)).await
+        execute::execute(&snapshot, route, opts, StreamOp::new(req, raw_ok)).await
     }
 
     async fn embeddings_inner(
@@ -560,7 +590,9 @@ impl Gateway {
                 Ok(Reply::Embeddings(r)),
                 Some(answered_by_plugin(&plugin, &req.model)),
             ),
-            Some((plugin, Reply::Chat(_) | Reply::RawChat(_))) => (Err(wrong_reply(&plugin)), None),
+            Some((plugin, Reply::Chat(_) | Reply::RawChat(_) | Reply::StreamSummary(_))) => {
+                (Err(wrong_reply(&plugin)), None)
+            }
             None => match self.validated(req.validate()) {
                 Err(e) => (Err(e), None),
                 Ok(()) => match self.route_embeddings(req, &opts).await {
@@ -576,7 +608,9 @@ impl Gateway {
                 value,
                 meta: meta.unwrap_or_else(|| answered_by_plugin("post_hook", &ctx.model)),
             }),
-            Reply::Chat(_) | Reply::RawChat(_) => Err(wrong_reply("post_hook")),
+            Reply::Chat(_) | Reply::RawChat(_) | Reply::StreamSummary(_) => {
+                Err(wrong_reply("post_hook"))
+            }
         }
     }
 
@@ -737,7 +771,7 @@ fn chat_reply(reply: Reply, plugin: &str) -> Result<ChatReply> {
     match reply {
         Reply::Chat(r) => Ok(ChatReply::Parsed(r)),
         Reply::RawChat(r) => Ok(ChatReply::Raw(r)),
-        Reply::Embeddings(_) => Err(wrong_reply(plugin)),
+        Reply::Embeddings(_) | Reply::StreamSummary(_) => Err(wrong_reply(plugin)),
     }
 }
 
@@ -760,13 +794,46 @@ fn chat_answer(reply: Reply, plugin: &str) -> Result<ChatResponse> {
     parsed_chat(chat_reply(reply, plugin)?, plugin)
 }
 
-/// A plugin's complete answer to a streamed request, as a stream.
-fn reply_as_stream(resp: &ChatResponse, wants_usage: bool) -> ChunkStream {
-    let mut chunks = crate::schema::chunks_from_response(resp);
-    if !wants_usage {
-        chunks.retain(|c| c.usage.is_none());
+/// Whether the caller of a streamed request asked for the usage chunk.
+fn wants_usage(req: &ChatRequest) -> bool {
+    req.stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false)
+}
+
+/// A plugin's complete answer to a streamed request, as a stream (with its usage chunk, which
+/// is taken out for a caller that did not ask for it like any other).
+fn reply_as_stream(resp: &ChatResponse) -> ReplyStream {
+    let chunks = crate::schema::chunks_from_response(resp);
+    Box::pin(futures_util::stream::iter(
+        chunks.into_iter().map(|c| Ok(StreamChunk::Parsed(c))),
+    ))
+}
+
+/// The chunks of a [`ReplyStream`] in their parsed form, for callers that read them. (Only the
+/// OpenAI route asks for unparsed ones, so this parses none in practice; it would, correctly.)
+struct ParsedStream {
+    inner: ReplyStream,
+    provider: Arc<str>,
+}
+
+impl futures_util::Stream for ParsedStream {
+    type Item = Result<ChatChunk>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let item = std::task::ready!(self.inner.as_mut().poll_next(cx));
+        std::task::Poll::Ready(item.map(|r| {
+            r.and_then(|chunk| {
+                chunk
+                    .into_parsed()
+                    .map_err(|e| crate::providers::transport::invalid_chunk(&self.provider, e))
+            })
+        }))
     }
-    Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)))
 }
 
 /// The observer first (so its post-hook sees the final answer), then the config's plugins, then

@@ -10,9 +10,9 @@ use std::time::Duration;
 use futures_util::{Stream, StreamExt};
 
 use crate::error::{ErrorKind, GatewayError, Result};
-use crate::providers::{Call, ChunkStream};
+use crate::providers::{Call, ReplyStream, reply_stream};
 use crate::schema::{
-    ChatChunk, ChatReply, ChatRequest, EmbeddingRequest, EmbeddingResponse, StreamOptions,
+    ChatReply, ChatRequest, EmbeddingRequest, EmbeddingResponse, StreamChunk, StreamOptions,
 };
 
 pub trait Operation: Send {
@@ -76,10 +76,12 @@ impl Operation for ChatOp {
 pub struct StreamOp {
     pub req: ChatRequest,
     caller_wants_usage: bool,
+    /// Chunks may stay in the upstream's JSON (see [`crate::providers::ApiKind::chat_stream_reply`]).
+    raw_ok: bool,
 }
 
 impl StreamOp {
-    pub fn new(mut req: ChatRequest) -> Self {
+    pub fn new(mut req: ChatRequest, raw_ok: bool) -> Self {
         req.stream = Some(true);
         let caller_wants_usage = req
             .stream_options
@@ -89,14 +91,15 @@ impl StreamOp {
         StreamOp {
             req,
             caller_wants_usage,
+            raw_ok,
         }
     }
 }
 
 impl Operation for StreamOp {
-    type Output = ChunkStream;
+    type Output = ReplyStream;
 
-    async fn attempt(&mut self, call: &Call<'_>, model: &str) -> Result<ChunkStream> {
+    async fn attempt(&mut self, call: &Call<'_>, model: &str) -> Result<ReplyStream> {
         self.req.model.clear();
         self.req.model.push_str(model);
         // Always ask for usage where the provider supports it (the gateway accounts for tokens);
@@ -109,7 +112,11 @@ impl Operation for StreamOp {
         } else if !self.caller_wants_usage {
             self.req.stream_options = None;
         }
-        let mut stream = call.provider.api.chat_stream(call, &self.req).await?;
+        let mut stream = if self.raw_ok {
+            call.provider.api.chat_stream_reply(call, &self.req).await?
+        } else {
+            reply_stream(call.provider.api.chat_stream(call, &self.req).await?)
+        };
         let first = match call.timeouts.first_token {
             Some(limit) => tokio::time::timeout(limit.0, stream.next())
                 .await
@@ -130,19 +137,18 @@ impl Operation for StreamOp {
                 .with_provider(call.provider.name.clone()));
             }
         };
-        let stream: ChunkStream =
-            Box::pin(futures_util::stream::once(async { Ok(first) }).chain(stream));
-        Ok(if self.caller_wants_usage {
-            stream
-        } else {
-            Box::pin(WithoutUsage { inner: stream })
-        })
+        // The usage the gateway asked for on the caller's behalf is taken out by the gateway
+        // once the plugins have seen it ([`without_usage`]).
+        Ok(Box::pin(
+            futures_util::stream::once(async { Ok(first) }).chain(stream),
+        ))
     }
 
     fn fork(&self) -> Self {
         StreamOp {
             req: self.req.clone(),
             caller_wants_usage: self.caller_wants_usage,
+            raw_ok: self.raw_ok,
         }
     }
 }
@@ -161,21 +167,43 @@ fn first_token_timeout(call: &Call<'_>, limit: Duration) -> GatewayError {
 
 /// Drops the usage-only chunk the gateway asked for on the caller's behalf, and usage fields on
 /// other chunks, so the caller sees exactly the stream it asked for. (A plain adapter rather
-/// than `filter_map`, which moves every chunk through a future of its own.)
+/// than `filter_map`, which moves every chunk through a future of its own.) A chunk kept in the
+/// upstream's JSON is parsed only to take usage out of a chunk that also has choices (a
+/// `"usage": null` is passed on as it came).
 struct WithoutUsage {
-    inner: ChunkStream,
+    inner: ReplyStream,
+    provider: std::sync::Arc<str>,
+}
+
+/// `stream` without usage (see [`WithoutUsage`]); `provider` is named if a chunk does not parse.
+pub fn without_usage(stream: ReplyStream, provider: std::sync::Arc<str>) -> ReplyStream {
+    Box::pin(WithoutUsage {
+        inner: stream,
+        provider,
+    })
 }
 
 impl Stream for WithoutUsage {
-    type Item = Result<ChatChunk>;
+    type Item = Result<StreamChunk>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             match ready!(self.inner.as_mut().poll_next(cx)) {
-                Some(Ok(mut chunk)) if chunk.usage.is_some() => {
+                Some(Ok(StreamChunk::Parsed(mut chunk))) if chunk.usage.is_some() => {
                     if !chunk.choices.is_empty() {
                         chunk.usage = None;
-                        return Poll::Ready(Some(Ok(chunk)));
+                        return Poll::Ready(Some(Ok(StreamChunk::Parsed(chunk))));
+                    }
+                }
+                Some(Ok(StreamChunk::Raw(raw))) if raw.usage.is_some() => {
+                    if raw.choices > 0 {
+                        let chunk = raw.parse().map(|mut chunk| {
+                            chunk.usage = None;
+                            StreamChunk::Parsed(chunk)
+                        });
+                        return Poll::Ready(Some(chunk.map_err(|e| {
+                            crate::providers::transport::invalid_chunk(&self.provider, e)
+                        })));
                     }
                 }
                 other => return Poll::Ready(other),

@@ -17,6 +17,11 @@
 //! - A chat completion from an OpenAI-compatible upstream to a client of the OpenAI API reaches
 //!   the post-hooks unparsed ([`Reply::RawChat`]) only if every post-hook that runs says it takes
 //!   one ([`Hooks::raw_chat`]); otherwise they see it parsed, as [`Reply::Chat`].
+//! - Likewise for streams ([`Hooks::raw_stream`]): when every chunk hook and post-hook that runs
+//!   takes them so, an OpenAI-compatible upstream's chunks reach a client of the OpenAI API as
+//!   they came, the chunk hooks see them unparsed ([`Plugin::on_raw_stream_chunk`]) and the
+//!   post-hooks see what the chunks said about usage and finish reasons
+//!   ([`Reply::StreamSummary`]) instead of the folded answer.
 //! - A plugin can be switched off and on live; the context's `state` map is shared by all hooks of
 //!   one request.
 
@@ -34,7 +39,7 @@ use crate::error::GatewayError;
 use crate::gateway::ServedBy;
 use crate::schema::{
     ChatChunk, ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Extra,
-    RawChatResponse,
+    RawChatResponse, RawChunk, StreamSummary,
 };
 
 /// What a request is.
@@ -114,6 +119,10 @@ pub enum Reply {
     /// A chat completion still in the upstream's OpenAI JSON, on its way to an OpenAI client
     /// unchanged. Only plugins whose [`Hooks::raw_chat`] is set see one.
     RawChat(RawChatResponse),
+    /// A streamed chat completion, as what its chunks said about usage and finish reasons (not
+    /// its content): the post-hooks of a stream whose chunks were passed on without being folded.
+    /// Only plugins whose [`Hooks::raw_stream`] is set see one.
+    StreamSummary(StreamSummary),
 }
 
 impl From<ChatReply> for Reply {
@@ -161,6 +170,13 @@ pub struct Hooks {
     /// does, an OpenAI-compatible upstream's answer is passed to an OpenAI client as it came,
     /// without being parsed and encoded again.
     pub raw_chat: bool,
+    /// For streams: the chunk hook only reads what an unparsed chunk tells
+    /// ([`Plugin::on_raw_stream_chunk`]: usage, finish reasons, whether it carries a token), and
+    /// the post-hook takes a [`Reply::StreamSummary`] instead of the answer folded from the
+    /// chunks. When every plugin that runs does, an OpenAI-compatible upstream's chunks are passed
+    /// to an OpenAI client as they came, without being parsed and encoded again, and the stream is
+    /// not folded.
+    pub raw_stream: bool,
 }
 
 pub trait Plugin: Send + Sync + 'static {
@@ -190,6 +206,17 @@ pub trait Plugin: Send + Sync + 'static {
         &'a self,
         ctx: &'a mut RequestContext,
         chunk: &'a mut ChatChunk,
+    ) -> HookFuture<'a, ChunkAction> {
+        let _ = (ctx, chunk);
+        Box::pin(async { Ok(ChunkAction::Keep) })
+    }
+
+    /// The chunk hook for a chunk still in the upstream's JSON; called instead of
+    /// [`on_stream_chunk`](Self::on_stream_chunk) only if [`Hooks::raw_stream`] is set.
+    fn on_raw_stream_chunk<'a>(
+        &'a self,
+        ctx: &'a mut RequestContext,
+        chunk: &'a RawChunk,
     ) -> HookFuture<'a, ChunkAction> {
         let _ = (ctx, chunk);
         Box::pin(async { Ok(ChunkAction::Keep) })

@@ -10,8 +10,8 @@ use super::{
     ChunkAction, HookFuture, Hooks, PreAction, Reply, Request, RequestContext, SharedPlugin,
 };
 use crate::error::{ErrorKind, GatewayError};
-use crate::providers::ChunkStream;
-use crate::schema::ChunkAccumulator;
+use crate::providers::ReplyStream;
+use crate::schema::{ChunkAccumulator, StreamChunk, StreamSummary};
 
 /// A plugin in the pipeline, with how it is run.
 pub struct PluginSlot {
@@ -119,6 +119,15 @@ impl Pipeline {
         })
     }
 
+    /// Whether every chunk hook and post-hook that will run (of the plugins in `ran`) takes
+    /// chunks unparsed and a stream unfolded ([`super::Hooks::raw_stream`]).
+    pub fn takes_raw_stream(&self, ran: &[usize]) -> bool {
+        ran.iter().all(|&i| {
+            let hooks = self.slots[i].hooks;
+            !(hooks.post || hooks.chunk) || hooks.raw_stream
+        })
+    }
+
     pub fn find(&self, name: &str) -> Option<&Arc<PluginSlot>> {
         self.slots.iter().find(|s| s.name == name)
     }
@@ -171,13 +180,15 @@ impl Pipeline {
     }
 
     /// Runs the chunk hooks of the plugins that ran on every chunk, and the post-hooks once the
-    /// stream has ended (with the folded answer, or the error that ended it).
+    /// stream has ended (with the folded answer, or what the chunks said when every post-hook
+    /// takes that: [`super::Reply::StreamSummary`]; or with the error that ended it). A chunk
+    /// still in the upstream's JSON is parsed for a chunk hook that needs it parsed.
     pub fn wrap_stream(
         &self,
         ran: Vec<usize>,
         ctx: RequestContext,
-        stream: ChunkStream,
-    ) -> ChunkStream {
+        stream: ReplyStream,
+    ) -> ReplyStream {
         let chunk_slots: Vec<Arc<PluginSlot>> = ran
             .iter()
             .rev()
@@ -188,6 +199,17 @@ impl Pipeline {
         if chunk_slots.is_empty() && !wants_post {
             return stream;
         }
+        let fold = wants_post.then(|| {
+            let summary_only = ran.iter().all(|&i| {
+                let hooks = self.slots[i].hooks;
+                !hooks.post || hooks.raw_stream
+            });
+            if summary_only {
+                Fold::Summary(StreamSummary::default())
+            } else {
+                Fold::Answer(ChunkAccumulator::default())
+            }
+        });
         // Boxed: `unfold` moves its state into each item's future and back out, and the state
         // (the request context, the accumulator) is several hundred bytes.
         let state = Box::new(StreamState {
@@ -196,7 +218,7 @@ impl Pipeline {
             ctx,
             inner: stream,
             chunk_slots,
-            acc: wants_post.then(ChunkAccumulator::default),
+            fold,
             wants_post,
             done: false,
         });
@@ -206,38 +228,20 @@ impl Pipeline {
             }
             loop {
                 match st.inner.next().await {
-                    Some(Ok(mut chunk)) => {
-                        let mut keep = true;
-                        for slot in &st.chunk_slots {
-                            if !slot.is_enabled() {
-                                continue;
-                            }
-                            let fut = slot.plugin.on_stream_chunk(&mut st.ctx, &mut chunk);
-                            match slot.run("on_stream_chunk", fut).await {
-                                Ok(Some(ChunkAction::Drop)) => {
-                                    keep = false;
-                                    break;
-                                }
-                                Ok(_) => {}
-                                Err(e) => {
-                                    st.finish(Err(e.clone())).await;
-                                    return Some((Err(e), st));
-                                }
-                            }
+                    Some(Ok(mut chunk)) => match st.run_chunk_hooks(&mut chunk).await {
+                        Ok(true) => return Some((Ok(chunk), st)),
+                        Ok(false) => {}
+                        Err(e) => {
+                            st.finish(Err(e.clone())).await;
+                            return Some((Err(e), st));
                         }
-                        if let Some(acc) = &mut st.acc {
-                            acc.push(&chunk);
-                        }
-                        if keep {
-                            return Some((Ok(chunk), st));
-                        }
-                    }
+                    },
                     Some(Err(e)) => {
                         st.finish(Err(e.clone())).await;
                         return Some((Err(e), st));
                     }
                     None => {
-                        let folded = st.acc.take().map(|a| Reply::Chat(a.finish()));
+                        let folded = st.fold.take().map(Fold::finish);
                         if let Some(reply) = folded {
                             st.finish(Ok(reply)).await;
                         }
@@ -249,18 +253,73 @@ impl Pipeline {
     }
 }
 
+/// How a stream is folded for the post-hooks.
+enum Fold {
+    /// Into the answer a non-streamed call would have returned.
+    Answer(ChunkAccumulator),
+    /// Into what the chunks said about usage and finish reasons.
+    Summary(StreamSummary),
+}
+
+impl Fold {
+    fn push(&mut self, chunk: &mut StreamChunk) -> Result<(), String> {
+        match self {
+            Fold::Answer(acc) => acc.push(chunk.make_parsed()?),
+            Fold::Summary(summary) => summary.push(chunk),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Reply {
+        match self {
+            Fold::Answer(acc) => Reply::Chat(acc.finish()),
+            Fold::Summary(summary) => Reply::StreamSummary(summary),
+        }
+    }
+}
+
 struct StreamState {
     pipeline: Pipeline,
     ran: Vec<usize>,
     ctx: RequestContext,
-    inner: ChunkStream,
+    inner: ReplyStream,
     chunk_slots: Vec<Arc<PluginSlot>>,
-    acc: Option<ChunkAccumulator>,
+    fold: Option<Fold>,
     wants_post: bool,
     done: bool,
 }
 
 impl StreamState {
+    /// Runs the chunk hooks on `chunk` and folds it (dropped or not: the folded answer is what
+    /// the upstream said); whether it is kept.
+    async fn run_chunk_hooks(&mut self, chunk: &mut StreamChunk) -> Result<bool, GatewayError> {
+        let mut keep = true;
+        for slot in &self.chunk_slots {
+            if !slot.is_enabled() {
+                continue;
+            }
+            let fut = match chunk {
+                StreamChunk::Raw(raw) if slot.hooks.raw_stream => {
+                    slot.plugin.on_raw_stream_chunk(&mut self.ctx, raw)
+                }
+                _ => {
+                    let parsed = chunk
+                        .make_parsed()
+                        .map_err(|e| invalid_chunk(&self.ctx, e))?;
+                    slot.plugin.on_stream_chunk(&mut self.ctx, parsed)
+                }
+            };
+            if let Some(ChunkAction::Drop) = slot.run("on_stream_chunk", fut).await? {
+                keep = false;
+                break;
+            }
+        }
+        if let Some(fold) = &mut self.fold {
+            fold.push(chunk).map_err(|e| invalid_chunk(&self.ctx, e))?;
+        }
+        Ok(keep)
+    }
+
     async fn finish(&mut self, result: Result<Reply, GatewayError>) {
         self.done = true;
         if !self.wants_post {
@@ -270,6 +329,15 @@ impl StreamState {
         let ran = std::mem::take(&mut self.ran);
         self.pipeline.post(&ran, &mut self.ctx, &mut result).await;
     }
+}
+
+/// A chunk kept in the upstream's JSON that does not parse, found when something needed it parsed.
+fn invalid_chunk(ctx: &RequestContext, detail: String) -> GatewayError {
+    let provider = ctx
+        .served_by
+        .as_ref()
+        .map_or_else(|| std::sync::Arc::from("upstream"), |s| s.provider.clone());
+    crate::providers::transport::invalid_chunk(&provider, detail)
 }
 
 impl<'a> Request<'a> {

@@ -130,6 +130,7 @@ impl Plugin for Noop {
             post: true,
             chunk: true,
             raw_chat: true,
+            raw_stream: true,
         }
     }
 }
@@ -167,5 +168,12 @@ impl Plugin for Renamed {
         chunk: &'a mut crate::schema::ChatChunk,
     ) -> super::HookFuture<'a, super::ChunkAction> {
         self.inner.on_stream_chunk(ctx, chunk)
+    }
+    fn on_raw_stream_chunk<'a>(
+        &'a self,
+        ctx: &'a mut super::RequestContext,
+        chunk: &'a crate::schema::RawChunk,
+    ) -> super::HookFuture<'a, super::ChunkAction> {
+        self.inner.on_raw_stream_chunk(ctx, chunk)
     }
 }

@@ -217,6 +217,8 @@ impl AzureStreamTranslator {
 }
 
 impl StreamTranslator<SseEvent> for AzureStreamTranslator {
+    type Chunk = ChatChunk;
+
     fn frame(&mut self, event: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
         let start = out.len();
         let flow = self.inner.frame(event, out)?;

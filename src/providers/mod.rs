@@ -32,6 +32,7 @@ use crate::router::queue::Gate;
 use crate::router::retry::RetryBudget;
 use crate::schema::{
     ChatChunk, ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
+    StreamChunk,
 };
 use crate::secret::Secret;
 use credentials::Credential;
@@ -40,6 +41,15 @@ pub use presets::Preset;
 
 /// A stream of canonical chunks from one upstream call.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatChunk>> + Send>>;
+/// A stream whose chunks may still be in the upstream's JSON ([`StreamChunk::Raw`]), for a caller
+/// that passes them on as OpenAI JSON.
+pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<StreamChunk>> + Send>>;
+
+/// A stream of parsed chunks, as a [`ReplyStream`].
+pub fn reply_stream(stream: ChunkStream) -> ReplyStream {
+    use futures_util::TryStreamExt;
+    Box::pin(stream.map_ok(StreamChunk::Parsed))
+}
 
 /// The wire format a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,6 +156,21 @@ impl ApiKind {
             ApiKind::Azure => azure::Azure.chat_stream(call, req).await,
             ApiKind::Gemini => gemini::Gemini.chat_stream(call, req).await,
             ApiKind::Vertex => gemini::Vertex.chat_stream(call, req).await,
+        }
+    }
+
+    /// A streamed chat completion for a caller that passes OpenAI JSON on (the server's OpenAI
+    /// route): an OpenAI-format upstream's complete chunks are kept as they came
+    /// ([`StreamChunk::Raw`]); the others' are translated as by [`ApiKind::chat_stream`]. (Azure's
+    /// are parsed: its prompt-filter chunk is folded into the next one.)
+    pub async fn chat_stream_reply(
+        self,
+        call: &Call<'_>,
+        req: &ChatRequest,
+    ) -> Result<ReplyStream> {
+        match self {
+            ApiKind::OpenAi => openai::OpenAi.chat_stream_reply(call, req).await,
+            _ => self.chat_stream(call, req).await.map(reply_stream),
         }
     }
 

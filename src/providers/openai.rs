@@ -12,11 +12,11 @@ use serde_json::Value;
 use super::http_client::RequestBuilder;
 use super::stream::{Flow, StreamTranslator, TranslatedStream};
 use super::transport::{self, Fetched, TimedBody, UpstreamErrorBody};
-use super::{Call, ChunkStream, Provider};
+use super::{Call, ChunkStream, Provider, ReplyStream};
 use crate::error::{ErrorKind, GatewayError, Result};
 use crate::schema::{
     ChatChunk, ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
-    ModelList, RawChatResponse,
+    ModelList, RawChatResponse, RawChunk, StreamChunk,
 };
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -143,25 +143,14 @@ impl OpenAiStreamTranslator {
     }
 }
 
-impl StreamTranslator<SseEvent> for OpenAiStreamTranslator {
-    fn frame(&mut self, event: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
-        let data = event.data.trim();
-        if data == "[DONE]" {
-            return Ok(Flow::Done);
-        }
+impl OpenAiStreamTranslator {
+    /// The chunk an event carries (`None` for an empty event), or the error it reports.
+    fn chunk(&mut self, data: &str) -> Result<Option<ChatChunk>> {
         if data.is_empty() {
-            return Ok(Flow::Continue);
+            return Ok(None);
         }
-        let mut chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
-            GatewayError::new(
-                ErrorKind::BadUpstreamResponse,
-                format!(
-                    "provider `{}` sent an invalid stream chunk: {e}",
-                    self.provider
-                ),
-            )
-            .with_provider(self.provider.clone())
-        })?;
+        let mut chunk: ChatChunk =
+            serde_json::from_str(data).map_err(|e| transport::invalid_chunk(&self.provider, e))?;
         if let Some(error) = chunk.extra.remove("error") {
             let body = serde_json::json!({ "error": error });
             let parsed = parse_error_body(body.to_string().as_bytes());
@@ -179,13 +168,12 @@ impl StreamTranslator<SseEvent> for OpenAiStreamTranslator {
         if chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
             self.saw_finish = true;
         }
-        out.push_back(chunk);
-        Ok(Flow::Continue)
+        Ok(Some(chunk))
     }
 
-    fn end(&mut self, _truncated: bool, _out: &mut VecDeque<ChatChunk>) -> Result<()> {
-        // Some compatible servers close after the finish chunk without `[DONE]`; that answer is
-        // complete. Closing before any finish_reason is a truncated answer.
+    /// Some compatible servers close after the finish chunk without `[DONE]`; that answer is
+    /// complete. Closing before any finish_reason is a truncated answer.
+    fn check_end(&self) -> Result<()> {
         if self.saw_finish {
             Ok(())
         } else {
@@ -198,6 +186,67 @@ impl StreamTranslator<SseEvent> for OpenAiStreamTranslator {
             )
             .with_provider(self.provider.clone()))
         }
+    }
+}
+
+impl StreamTranslator<SseEvent> for OpenAiStreamTranslator {
+    type Chunk = ChatChunk;
+
+    fn frame(&mut self, event: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            return Ok(Flow::Done);
+        }
+        out.extend(self.chunk(data)?);
+        Ok(Flow::Continue)
+    }
+
+    fn end(&mut self, _truncated: bool, _out: &mut VecDeque<ChatChunk>) -> Result<()> {
+        self.check_end()
+    }
+}
+
+/// The OpenAI stream translation for a caller that passes OpenAI JSON on: a complete chunk is
+/// kept as it came ([`RawChunk::check`]), anything else is parsed as by
+/// [`OpenAiStreamTranslator`] (which also turns error events into errors).
+#[derive(Debug, Default)]
+pub struct OpenAiRawTranslator {
+    parsed: OpenAiStreamTranslator,
+}
+
+impl OpenAiRawTranslator {
+    pub fn new(provider: std::sync::Arc<str>) -> Self {
+        OpenAiRawTranslator {
+            parsed: OpenAiStreamTranslator::new(provider),
+        }
+    }
+}
+
+impl StreamTranslator<SseEvent> for OpenAiRawTranslator {
+    type Chunk = StreamChunk;
+
+    fn frame(&mut self, event: SseEvent, out: &mut VecDeque<StreamChunk>) -> Result<Flow> {
+        match RawChunk::check(event.data) {
+            Ok(raw) => {
+                if !raw.finished.is_empty() {
+                    self.parsed.saw_finish = true;
+                }
+                out.push_back(StreamChunk::Raw(raw));
+                Ok(Flow::Continue)
+            }
+            Err(data) => {
+                let data = data.trim();
+                if data == "[DONE]" {
+                    return Ok(Flow::Done);
+                }
+                out.extend(self.parsed.chunk(data)?.map(StreamChunk::Parsed));
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    fn end(&mut self, _truncated: bool, _out: &mut VecDeque<StreamChunk>) -> Result<()> {
+        self.parsed.check_end()
     }
 }
 
@@ -268,6 +317,29 @@ impl OpenAi {
         read_chat_reply(&fetched.body)
             .map_err(|e| transport::bad_response(call, "chat completion", e))
     }
+
+    /// The upstream's event stream, once it has answered 2xx.
+    async fn open_chat_stream(call: &Call<'_>, req: &ChatRequest) -> Result<TimedBody> {
+        let body = chat_request_body(req)?;
+        let builder = authorized(call, transport::json_post(call, "/chat/completions", body));
+        open_event_stream(call, builder, error_from).await
+    }
+
+    /// As [`Provider::chat_stream`], for a caller that passes OpenAI JSON on: complete chunks are
+    /// kept as they came ([`OpenAiRawTranslator`]).
+    pub async fn chat_stream_reply(
+        &self,
+        call: &Call<'_>,
+        req: &ChatRequest,
+    ) -> Result<ReplyStream> {
+        let body = Self::open_chat_stream(call, req).await?;
+        let translator = OpenAiRawTranslator::new(call.provider.name.clone());
+        Ok(Box::pin(TranslatedStream::new(
+            body,
+            SseDecoder::new(),
+            translator,
+        )))
+    }
 }
 
 impl Provider for OpenAi {
@@ -278,9 +350,7 @@ impl Provider for OpenAi {
     }
 
     async fn chat_stream(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChunkStream> {
-        let body = chat_request_body(req)?;
-        let builder = authorized(call, transport::json_post(call, "/chat/completions", body));
-        let body = open_event_stream(call, builder, error_from).await?;
+        let body = Self::open_chat_stream(call, req).await?;
         let translator = OpenAiStreamTranslator::new(call.provider.name.clone());
         Ok(Box::pin(TranslatedStream::new(
             body,

@@ -12,7 +12,6 @@ use futures_util::Stream;
 
 use super::transport::TimedBody;
 use crate::error::Result;
-use crate::schema::ChatChunk;
 use crate::sse::{SseDecoder, SseEvent};
 
 /// Splits bytes into the frames of a streaming protocol.
@@ -46,18 +45,17 @@ pub enum Flow {
 
 /// A provider's streaming translation: native frames in, canonical chunks out.
 pub trait StreamTranslator<F>: Send + 'static {
-    fn frame(&mut self, frame: F, out: &mut VecDeque<ChatChunk>) -> Result<Flow>;
+    /// What it yields: [`ChatChunk`]s, or [`StreamChunk`](crate::schema::StreamChunk)s where
+    /// chunks may be passed on as they came.
+    type Chunk: Send + Unpin + 'static;
+    fn frame(&mut self, frame: F, out: &mut VecDeque<Self::Chunk>) -> Result<Flow>;
     /// The upstream closed the stream without a terminal frame. `truncated` says whether a partial
     /// frame was left over. Return an error if the answer is incomplete.
-    fn end(&mut self, truncated: bool, out: &mut VecDeque<ChatChunk>) -> Result<()>;
+    fn end(&mut self, truncated: bool, out: &mut VecDeque<Self::Chunk>) -> Result<()>;
 }
 
 /// Runs a translator over frames, for golden tests and anything else that has the whole stream.
-pub fn translate_all<D, T>(
-    mut decoder: D,
-    mut translator: T,
-    bytes: &[u8],
-) -> Result<Vec<ChatChunk>>
+pub fn translate_all<D, T>(mut decoder: D, mut translator: T, bytes: &[u8]) -> Result<Vec<T::Chunk>>
 where
     D: FrameDecoder,
     T: StreamTranslator<D::Frame>,
@@ -74,11 +72,15 @@ where
     Ok(out.into())
 }
 
-pub struct TranslatedStream<D, T> {
+pub struct TranslatedStream<D, T>
+where
+    D: FrameDecoder,
+    T: StreamTranslator<D::Frame>,
+{
     body: TimedBody,
     decoder: D,
     translator: T,
-    out: VecDeque<ChatChunk>,
+    out: VecDeque<T::Chunk>,
     done: bool,
     /// An error to yield once the chunks produced before it have been delivered.
     failed: Option<crate::error::GatewayError>,
@@ -106,7 +108,7 @@ where
     D: FrameDecoder + Unpin,
     T: StreamTranslator<D::Frame> + Unpin,
 {
-    type Item = Result<ChatChunk>;
+    type Item = Result<T::Chunk>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

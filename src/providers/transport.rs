@@ -365,6 +365,18 @@ pub fn bad_response(call: &Call<'_>, what: &str, detail: impl std::fmt::Display)
     .with_provider(call.provider.name.clone())
 }
 
+/// A streamed chunk that does not parse.
+pub fn invalid_chunk(
+    provider: &std::sync::Arc<str>,
+    detail: impl std::fmt::Display,
+) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::BadUpstreamResponse,
+        format!("provider `{provider}` sent an invalid stream chunk: {detail}"),
+    )
+    .with_provider(provider.clone())
+}
+
 pub fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;

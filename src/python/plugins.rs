@@ -307,8 +307,9 @@ impl Plugin for PyPlugin {
             pre: self.pre != Mode::Absent,
             post: self.post != Mode::Absent,
             chunk: self.chunk != Mode::Absent,
-            // Python hooks get the answer as a dict, from its parsed form.
+            // Python hooks get the answer and the chunks as dicts, from their parsed form.
             raw_chat: false,
+            raw_stream: false,
         }
     }
 
@@ -368,6 +369,10 @@ impl Plugin for PyPlugin {
                 Ok(Reply::Embeddings(r)) => (Some(to_json(r)?), None),
                 // Not expected (`raw_chat` is off), and already the JSON the hook would get.
                 Ok(Reply::RawChat(r)) => (Some(r.body.to_vec()), None),
+                // Not expected either (`raw_stream` is off): a stream's folded answer is given.
+                Ok(Reply::StreamSummary(_)) => {
+                    return Err(PluginError("a stream's answer was not folded".into()));
+                }
                 Err(e) => (None, Some(error_json(e)?)),
             };
             let out = self

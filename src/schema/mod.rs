@@ -8,6 +8,7 @@ mod embeddings;
 pub(crate) mod extra;
 mod models;
 mod raw;
+mod raw_stream;
 mod stream;
 
 pub use chat::*;
@@ -15,6 +16,7 @@ pub use content::*;
 pub use embeddings::*;
 pub use models::*;
 pub use raw::*;
+pub use raw_stream::*;
 pub use stream::*;
 
 /// Unknown fields, kept in arrival order of keys as serde_json gives them.

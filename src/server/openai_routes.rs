@@ -77,7 +77,7 @@ pub async fn chat_completions(State(state): State<AppState>, request: Request) -
         let req: ChatRequest = parse_json(&bytes).map_err(rejected)?;
         let opts = options_from_headers(headers, &rid, &config).map_err(rejected)?;
         if req.is_stream() {
-            let served = state.gateway.chat_stream(req, &opts).await?;
+            let served = state.gateway.chat_stream_json(req, &opts).await?;
             Ok(sse_response(served.value, &rid, &served.meta, started))
         } else {
             let served = state.gateway.chat_json(req, &opts).await?;

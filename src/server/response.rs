@@ -14,7 +14,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::error::GatewayError;
 use crate::gateway::ServedBy;
-use crate::providers::ChunkStream;
+use crate::providers::ReplyStream;
+use crate::schema::StreamChunk;
 use crate::sse;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -131,7 +132,7 @@ fn internal(e: http::Error) -> Response {
 }
 
 pub fn sse_response(
-    stream: ChunkStream,
+    stream: ReplyStream,
     request_id: &str,
     meta: &ServedBy,
     started: Instant,
@@ -144,12 +145,13 @@ pub fn sse_response(
     )
 }
 
-/// Encodes chunks as `data:` events and ends with `data: [DONE]`. An upstream failure after the
+/// Encodes chunks as `data:` events (a chunk still in the upstream's JSON is framed as it came)
+/// and ends with `data: [DONE]`. An upstream failure after the
 /// head has been sent cannot change the status any more: it is sent as a final `data:` event with
 /// an OpenAI error object (which the official SDKs raise), and the stream ends without `[DONE]` so
 /// no client mistakes it for a complete answer.
 pub struct SseBody {
-    inner: ChunkStream,
+    inner: ReplyStream,
     finished: bool,
     request_id: String,
     /// The previous event's size: chunks of one stream are alike, so the next buffer is sized
@@ -158,7 +160,7 @@ pub struct SseBody {
 }
 
 impl SseBody {
-    pub fn new(inner: ChunkStream, request_id: String) -> Self {
+    pub fn new(inner: ReplyStream, request_id: String) -> Self {
         SseBody {
             inner,
             finished: false,
@@ -176,17 +178,22 @@ impl Stream for SseBody {
             return Poll::Ready(None);
         }
         match self.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => match sse::encode_json_data(&chunk, self.last_len) {
-                Ok(event) => {
-                    self.last_len = event.len();
-                    Poll::Ready(Some(Ok(event)))
+            Poll::Ready(Some(Ok(StreamChunk::Raw(raw)))) => {
+                Poll::Ready(Some(Ok(sse::data_event(&raw.data))))
+            }
+            Poll::Ready(Some(Ok(StreamChunk::Parsed(chunk)))) => {
+                match sse::encode_json_data(&chunk, self.last_len) {
+                    Ok(event) => {
+                        self.last_len = event.len();
+                        Poll::Ready(Some(Ok(event)))
+                    }
+                    Err(e) => {
+                        self.finished = true;
+                        let err = GatewayError::internal(format!("cannot encode chunk: {e}"));
+                        Poll::Ready(Some(Ok(error_event(&err))))
+                    }
                 }
-                Err(e) => {
-                    self.finished = true;
-                    let err = GatewayError::internal(format!("cannot encode chunk: {e}"));
-                    Poll::Ready(Some(Ok(error_event(&err))))
-                }
-            },
+            }
             Poll::Ready(Some(Err(err))) => {
                 self.finished = true;
                 tracing::warn!(request_id = %self.request_id, error = %err, "stream failed after it started");

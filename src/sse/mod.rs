@@ -145,6 +145,15 @@ pub fn encode_json_data<T: serde::Serialize + ?Sized>(
     encode_json_framed(&[b"data: "], value, b"\n\n", size_hint)
 }
 
+/// `data: <text>\n\n` for text already encoded as one line (a chunk passed on as it came).
+pub fn data_event(text: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(b"data: ".len() + text.len() + 2);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
 /// `event: <name>\ndata: <json>\n\n`, the form Anthropic-style streams use, written in place.
 pub fn encode_json_event<T: serde::Serialize + ?Sized>(
     event: &str,
@@ -191,6 +200,7 @@ mod tests {
         assert_eq!(&data[..], b"data: {\"a\":\"x\\ny\"}\n\n");
         let event = encode_json_event("ping", &value).unwrap();
         assert_eq!(&event[..], b"event: ping\ndata: {\"a\":\"x\\ny\"}\n\n");
+        assert_eq!(&data_event(b"{\"a\":1}")[..], b"data: {\"a\":1}\n\n");
         // What the encoders write, the decoder reads back.
         let mut d = SseDecoder::new();
         d.push(&event);

@@ -17,7 +17,7 @@ use crate::error::GatewayError;
 use crate::plugins::{
     ChunkAction, Endpoint, HookFuture, Hooks, Plugin, PreAction, Reply, Request, RequestContext,
 };
-use crate::schema::{ChatChunk, Usage};
+use crate::schema::{ChatChunk, FinishReason, RawChunk, Usage};
 
 pub struct Observer {
     metrics: bool,
@@ -82,6 +82,7 @@ impl Observer {
         let usage = match result {
             Ok(Reply::Chat(r)) => r.usage.clone(),
             Ok(Reply::RawChat(r)) => r.usage.clone(),
+            Ok(Reply::StreamSummary(s)) => s.usage.clone(),
             Ok(Reply::Embeddings(r)) => Some(Usage::new(r.usage.prompt_tokens, 0)),
             Err(_) => None,
         };
@@ -105,6 +106,9 @@ impl Plugin for Observer {
             chunk: self.metrics,
             // It reads usage and finish reasons, and the body as text when it logs content.
             raw_chat: true,
+            // Its chunk hook needs only whether a chunk carries a token; the content of a stream
+            // is needed only to log it.
+            raw_stream: !self.log_content(),
         }
     }
 
@@ -136,21 +140,18 @@ impl Plugin for Observer {
                 c.delta.content.as_deref().is_some_and(|t| !t.is_empty())
                     || c.delta.tool_calls.is_some()
             });
-            if has_token && let Some(served) = &ctx.served_by {
-                let now = Instant::now();
-                match ctx.last_token_at {
-                    None => metrics::time_to_first_token(
-                        &served.provider,
-                        &ctx.model,
-                        now - ctx.started,
-                    ),
-                    Some(last) => metrics::inter_token(&served.provider, &ctx.model, now - last),
-                }
-                if ctx.first_token_at.is_none() {
-                    ctx.first_token_at = Some(now);
-                }
-                ctx.last_token_at = Some(now);
-            }
+            token_timing(ctx, has_token);
+            Ok(ChunkAction::Keep)
+        })
+    }
+
+    fn on_raw_stream_chunk<'a>(
+        &'a self,
+        ctx: &'a mut RequestContext,
+        chunk: &'a RawChunk,
+    ) -> HookFuture<'a, ChunkAction> {
+        Box::pin(async move {
+            token_timing(ctx, chunk.has_token);
             Ok(ChunkAction::Keep)
         })
     }
@@ -211,12 +212,8 @@ impl Plugin for Observer {
                             .filter_map(|c| c.finish_reason.as_ref().map(|f| f.as_str()))
                             .collect(),
                     ),
-                    Ok(Reply::RawChat(r)) => Some(
-                        r.finish_reasons
-                            .iter()
-                            .filter_map(|f| f.as_ref().map(|f| f.as_str()))
-                            .collect(),
-                    ),
+                    Ok(Reply::RawChat(r)) => Some(reason_names(&r.finish_reasons)),
+                    Ok(Reply::StreamSummary(s)) => Some(reason_names(&s.finish_reasons)),
                     _ => None,
                 };
                 if let Some(reasons) = reasons {
@@ -269,6 +266,8 @@ impl Plugin for Observer {
                     Ok(Reply::Chat(r)) => serde_json::to_string(r).ok(),
                     Ok(Reply::Embeddings(r)) => serde_json::to_string(r).ok(),
                     Ok(Reply::RawChat(r)) => Some(String::from_utf8_lossy(&r.body).into_owned()),
+                    // Not expected: the content of a stream is folded when it is logged.
+                    Ok(Reply::StreamSummary(_)) => None,
                     Err(e) => Some(e.to_openai_json().to_string()),
                 }
             } else {
@@ -315,4 +314,28 @@ impl Plugin for Observer {
             Ok(())
         })
     }
+}
+
+/// Time to first token and inter-token latency, from a chunk that carries a token (or not).
+fn token_timing(ctx: &mut RequestContext, has_token: bool) {
+    let Some(served) = ctx.served_by.as_ref().filter(|_| has_token) else {
+        return;
+    };
+    let now = Instant::now();
+    match ctx.last_token_at {
+        None => metrics::time_to_first_token(&served.provider, &ctx.model, now - ctx.started),
+        Some(last) => metrics::inter_token(&served.provider, &ctx.model, now - last),
+    }
+    if ctx.first_token_at.is_none() {
+        ctx.first_token_at = Some(now);
+    }
+    ctx.last_token_at = Some(now);
+}
+
+/// The reasons the choices finished, as their wire names (unfinished choices left out).
+fn reason_names(reasons: &[Option<FinishReason>]) -> Vec<&str> {
+    reasons
+        .iter()
+        .filter_map(|f| f.as_ref().map(|f| f.as_str()))
+        .collect()
 }

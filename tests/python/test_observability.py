@@ -75,6 +75,9 @@ def test_prometheus_metrics(obs_server: str) -> None:
         for _ in range(3):
             r = c.post("/v1/chat/completions", json={**chat, "stream": True, "stream_options": {"include_usage": True}})
             assert r.status_code == 200 and r.text.rstrip().endswith("[DONE]")
+        # A stream whose caller did not ask for usage is accounted all the same (the gateway asks).
+        r = c.post("/v1/chat/completions", json={**chat, "stream": True})
+        assert r.status_code == 200 and r.text.rstrip().endswith("[DONE]") and '"usage":{' not in r.text
         for _ in range(2):
             r = c.post("/v1/chat/completions", json={**chat, "model": "openai/mock-fail-500"})
             assert r.status_code == 500
@@ -85,23 +88,23 @@ def test_prometheus_metrics(obs_server: str) -> None:
     assert MOCK_KEY not in text
     ok = dict(endpoint="chat.completions", model="openai/gpt-4o-mini", status="200")
     assert sum(samples(text, "ferrogate_requests_total", **ok, stream="false", team="search")) == 10
-    assert sum(samples(text, "ferrogate_requests_total", **ok, stream="true")) == 3
+    assert sum(samples(text, "ferrogate_requests_total", **ok, stream="true")) == 4
     assert sum(samples(text, "ferrogate_requests_total", model="openai/mock-fail-500", status="500")) == 2
     assert sum(samples(text, "ferrogate_requests_total", endpoint="embeddings", status="200")) == 2
     # Each request is `hello metrics` (3 prompt tokens for the mock) -> `You said: hello metrics` (4).
     tokens = lambda kind: sum(samples(text, "ferrogate_tokens_total", provider="openai", model="gpt-4o-mini", kind=kind))  # noqa: E731
-    assert (tokens("input"), tokens("output")) == (13 * 3, 13 * 4)
+    assert (tokens("input"), tokens("output")) == (14 * 3, 14 * 4)
     cost = sum(samples(text, "ferrogate_cost_usd_total", provider="openai", model="gpt-4o-mini"))
-    assert cost == pytest.approx((39 * 1.0 + 52 * 2.0) / 1e6)
-    assert sum(samples(text, "ferrogate_request_duration_seconds_count", endpoint="chat.completions", model="openai/gpt-4o-mini")) == 13
-    assert sum(samples(text, "ferrogate_time_to_first_token_seconds_count", provider="openai", model="openai/gpt-4o-mini")) == 3
-    assert sum(samples(text, "ferrogate_inter_token_latency_seconds_count", provider="openai")) >= 3 * 3
+    assert cost == pytest.approx((42 * 1.0 + 56 * 2.0) / 1e6)
+    assert sum(samples(text, "ferrogate_request_duration_seconds_count", endpoint="chat.completions", model="openai/gpt-4o-mini")) == 14
+    assert sum(samples(text, "ferrogate_time_to_first_token_seconds_count", provider="openai", model="openai/gpt-4o-mini")) == 4
+    assert sum(samples(text, "ferrogate_inter_token_latency_seconds_count", provider="openai")) >= 4 * 3
     # Two failing requests, each tried twice (retries: 1), each retry counted once.
     assert sum(samples(text, "ferrogate_upstream_requests_total", deployment="openai/mock-fail-500", outcome="upstream_server")) == 4
     assert sum(samples(text, "ferrogate_retries_total", deployment="openai/mock-fail-500", reason="upstream_server")) == 2
-    assert sum(samples(text, "ferrogate_key_selections_total", provider="openai", key="default")) >= 13 + 4 + 2
-    assert sum(samples(text, "ferrogate_upstream_duration_seconds_count", deployment="openai/gpt-4o-mini")) == 13
-    assert sum(samples(text, "ferrogate_http_requests_total", route="chat.completions", status="200")) >= 13
+    assert sum(samples(text, "ferrogate_key_selections_total", provider="openai", key="default")) >= 14 + 4 + 2
+    assert sum(samples(text, "ferrogate_upstream_duration_seconds_count", deployment="openai/gpt-4o-mini")) == 14
+    assert sum(samples(text, "ferrogate_http_requests_total", route="chat.completions", status="200")) >= 14
     states = samples(text, "ferrogate_health_state", kind="deployment", target="openai/gpt-4o-mini")
     assert states == [0.0], "closed"
 

@@ -320,6 +320,8 @@ impl AnthropicStreamTranslator {
 }
 
 impl StreamTranslator<SseEvent> for AnthropicStreamTranslator {
+    type Chunk = ChatChunk;
+
     fn frame(&mut self, frame: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
         match serde_json::from_str::<StreamEvent>(&frame.data) {
             Ok(event) => self.event(event, out),

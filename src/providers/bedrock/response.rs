@@ -463,6 +463,8 @@ impl BedrockStreamTranslator {
 }
 
 impl StreamTranslator<Frame> for BedrockStreamTranslator {
+    type Chunk = ChatChunk;
+
     fn frame(&mut self, frame: Frame, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
         match frame.header(":message-type") {
             Some("exception") | Some("error") => return Err(self.exception(&frame)),

@@ -429,6 +429,8 @@ const KNOWN_EVENTS: &[&str] = &[
 ];
 
 impl StreamTranslator<SseEvent> for CohereStreamTranslator {
+    type Chunk = ChatChunk;
+
     fn frame(&mut self, frame: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
         let data = frame.data.trim();
         if data.is_empty() {

@@ -414,6 +414,8 @@ impl GeminiStreamTranslator {
 }
 
 impl StreamTranslator<SseEvent> for GeminiStreamTranslator {
+    type Chunk = ChatChunk;
+
     fn frame(&mut self, frame: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<Flow> {
         if frame.data.trim().is_empty() {
             return Ok(Flow::Continue);

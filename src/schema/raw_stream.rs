@@ -1,0 +1,388 @@
+//! Streamed chat chunks passed on in the upstream's own JSON.
+//!
+//! The streamed counterpart of [`RawChatResponse`](super::RawChatResponse): when an
+//! OpenAI-compatible upstream streams to a client of the OpenAI API, each chunk is parsed into a
+//! [`ChatChunk`] and encoded back into the same JSON, give or take layout and explicit nulls. A
+//! [`RawChunk`] keeps the chunk's text and reads only what the gateway accounts with (usage,
+//! finish reasons, whether it carries a token); [`StreamChunk::into_parsed`] gives the parsed form
+//! to anything that needs it.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{IgnoredAny, Visitor};
+
+use super::{ChatChunk, FinishReason, Role, Usage};
+
+/// A chunk as the upstream sent it (the JSON of one `data:` event), and what the gateway reads
+/// from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawChunk {
+    /// The chunk's JSON, byte for byte (without the SSE framing).
+    pub data: Bytes,
+    pub usage: Option<Usage>,
+    /// The choices that finished in this chunk: (choice index, reason).
+    pub finished: Vec<(u32, FinishReason)>,
+    /// Some choice carries content text or tool calls: a token, for time-to-first-token and
+    /// inter-token latency.
+    pub has_token: bool,
+    /// How many choices the chunk has (none in the usage-only chunk that ends a stream).
+    pub choices: usize,
+}
+
+/// A streamed chunk: parsed, or kept as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamChunk {
+    Parsed(ChatChunk),
+    Raw(RawChunk),
+}
+
+/// What a stream's chunks said about usage and how its choices finished, folded without the
+/// content: what accounting needs from a streamed answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamSummary {
+    pub usage: Option<Usage>,
+    /// By choice index (`None` where a choice has not finished).
+    pub finish_reasons: Vec<Option<FinishReason>>,
+}
+
+/// What a chunk is checked for before it is passed on unparsed: every field the parsed form
+/// requires or fills in when absent is there, with the type the parsed form reads it as, at the
+/// top level and in each choice (the same rule as for complete answers, see `raw.rs`). The delta
+/// is read for its role and whether it carries a token; its content and tool calls pass through
+/// unread. A chunk carrying `error` (a mid-stream failure) always takes the parsing path, which
+/// turns it into an error.
+#[derive(Deserialize)]
+#[allow(dead_code)] // the fields are read to be checked, not used
+struct Checked<'a> {
+    #[serde(borrow)]
+    id: &'a str,
+    #[serde(borrow)]
+    object: &'a str,
+    created: u64,
+    #[serde(borrow)]
+    model: &'a str,
+    choices: Vec<CheckedChoice>,
+    usage: Option<Usage>,
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct CheckedChoice {
+    index: u32,
+    delta: CheckedDelta,
+    #[serde(deserialize_with = "nullable")]
+    finish_reason: Option<FinishReason>,
+    #[serde(deserialize_with = "nullable")]
+    logprobs: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct CheckedDelta {
+    role: Option<Role>,
+    content: Option<NonEmpty>,
+    tool_calls: Option<IgnoredAny>,
+}
+
+/// A string, read for whether it is empty, without being copied.
+struct NonEmpty(bool);
+
+impl<'de> Deserialize<'de> for NonEmpty {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = NonEmpty;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<NonEmpty, E> {
+                Ok(NonEmpty(!s.is_empty()))
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
+/// A field that is there, whatever its value (`default` makes an absent one `false`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d)?;
+    Ok(true)
+}
+
+/// A field that must be present, and may be null (see `raw.rs`).
+fn nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
+impl RawChunk {
+    /// Keeps `data` (the text of one `data:` event) as it is if it is a complete OpenAI chunk
+    /// (see `Checked`) that can be framed as one `data:` line again; gives it back if it must be
+    /// parsed (which also reports what is wrong with it).
+    pub fn check(data: String) -> Result<RawChunk, String> {
+        let text = data.trim();
+        // A multi-line event would need one `data:` field per line to be passed on.
+        if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+            return Err(data);
+        }
+        let Ok(checked) = serde_json::from_str::<Checked<'_>>(text) else {
+            return Err(data);
+        };
+        if checked.error {
+            return Err(data);
+        }
+        let mut has_token = false;
+        let mut finished = Vec::new();
+        for c in &checked.choices {
+            has_token |=
+                c.delta.content.as_ref().is_some_and(|t| t.0) || c.delta.tool_calls.is_some();
+        }
+        let choices = checked.choices.len();
+        for c in checked.choices {
+            if let Some(reason) = c.finish_reason {
+                finished.push((c.index, reason));
+            }
+        }
+        let usage = checked.usage;
+        let start = text.as_ptr() as usize - data.as_ptr() as usize;
+        let end = start + text.len();
+        let mut data = Bytes::from(data);
+        if start != 0 || end != data.len() {
+            data = data.slice(start..end);
+        }
+        Ok(RawChunk {
+            data,
+            usage,
+            finished,
+            has_token,
+            choices,
+        })
+    }
+
+    /// The parsed form of the chunk.
+    pub fn parse(&self) -> Result<ChatChunk, String> {
+        crate::schema::json_from_bytes(&self.data).map_err(|e| e.to_string())
+    }
+}
+
+impl StreamChunk {
+    /// The chunk in its parsed form.
+    pub fn into_parsed(self) -> Result<ChatChunk, String> {
+        match self {
+            StreamChunk::Parsed(c) => Ok(c),
+            StreamChunk::Raw(r) => r.parse(),
+        }
+    }
+
+    /// Parses a raw chunk in place, for code that reads or changes what it says.
+    pub fn make_parsed(&mut self) -> Result<&mut ChatChunk, String> {
+        if let StreamChunk::Raw(r) = self {
+            *self = StreamChunk::Parsed(r.parse()?);
+        }
+        match self {
+            StreamChunk::Parsed(c) => Ok(c),
+            StreamChunk::Raw(_) => Err("the chunk could not be parsed".to_string()),
+        }
+    }
+}
+
+impl StreamSummary {
+    /// Takes in what `chunk` says.
+    pub fn push(&mut self, chunk: &StreamChunk) {
+        match chunk {
+            StreamChunk::Parsed(c) => {
+                if let Some(u) = &c.usage {
+                    self.usage = Some(u.clone());
+                }
+                for choice in &c.choices {
+                    if let Some(reason) = &choice.finish_reason {
+                        self.finish(choice.index, reason.clone());
+                    }
+                }
+            }
+            StreamChunk::Raw(r) => {
+                if let Some(u) = &r.usage {
+                    self.usage = Some(u.clone());
+                }
+                for (index, reason) in &r.finished {
+                    self.finish(*index, reason.clone());
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, index: u32, reason: FinishReason) {
+        let i = index as usize;
+        if self.finish_reasons.len() <= i {
+            self.finish_reasons.resize(i + 1, None);
+        }
+        self.finish_reasons[i] = Some(reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// What the parsing path would send for `data`.
+    fn parsed_then_encoded(data: &str) -> Value {
+        let parsed: ChatChunk = serde_json::from_str(data).unwrap();
+        serde_json::to_value(&parsed).unwrap()
+    }
+
+    fn complete() -> Value {
+        json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi"},
+                         "finish_reason": null, "logprobs": null}],
+            "system_fingerprint": "fp", "service_tier": "default"
+        })
+    }
+
+    #[test]
+    fn a_complete_chunk_is_kept_with_what_accounting_reads() {
+        let data = complete().to_string();
+        let raw = RawChunk::check(data.clone()).expect("complete");
+        assert_eq!(&raw.data[..], data.as_bytes());
+        assert!(raw.has_token);
+        assert_eq!(
+            (raw.choices, raw.usage.as_ref(), raw.finished.len()),
+            (1, None, 0)
+        );
+        // Passing the text on says what parsing and encoding it would.
+        let sent: Value = serde_json::from_slice(&raw.data).unwrap();
+        assert_eq!(sent, parsed_then_encoded(&data));
+        assert_eq!(
+            raw.parse().unwrap(),
+            serde_json::from_str::<ChatChunk>(&data).unwrap()
+        );
+
+        // The last chunks: a finish reason, then usage with no choices.
+        let finish = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":1,"delta":{},"finish_reason":"length","logprobs":null}]}"#;
+        let raw = RawChunk::check(finish.to_string()).unwrap();
+        assert!(!raw.has_token);
+        assert_eq!(raw.finished, [(1, FinishReason::Length)]);
+        let usage = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#;
+        let raw = RawChunk::check(usage.to_string()).unwrap();
+        assert_eq!(raw.choices, 0);
+        assert_eq!(raw.usage.as_ref().map(|u| u.prompt_tokens), Some(5));
+
+        // Surrounding whitespace is not part of the chunk.
+        let raw = RawChunk::check(format!("  {data}\t")).unwrap();
+        assert_eq!(&raw.data[..], data.as_bytes());
+    }
+
+    #[test]
+    fn tokens_are_content_text_or_tool_calls() {
+        let with_delta = |delta: Value| {
+            let mut v = complete();
+            v["choices"][0]["delta"] = delta;
+            RawChunk::check(v.to_string()).unwrap().has_token
+        };
+        assert!(with_delta(json!({"content": "x"})));
+        assert!(with_delta(json!({"content": "\u{e9}\\n"})));
+        assert!(with_delta(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]})
+        ));
+        assert!(!with_delta(json!({"role": "assistant", "content": ""})));
+        assert!(!with_delta(json!({"content": null})));
+        assert!(!with_delta(json!({})));
+    }
+
+    #[test]
+    fn anything_the_parsed_form_would_fill_in_or_reject_takes_the_parsing_path() {
+        let without = |path: &[&str]| {
+            let mut v = complete();
+            let (last, parents) = path.split_last().unwrap();
+            let mut at = &mut v;
+            for p in parents {
+                at = match p.parse::<usize>() {
+                    Ok(i) => &mut at[i],
+                    Err(_) => &mut at[*p],
+                };
+            }
+            at.as_object_mut().unwrap().remove(*last).unwrap();
+            v.to_string()
+        };
+        for path in [
+            &["id"][..],
+            &["object"],
+            &["created"],
+            &["model"],
+            &["choices"],
+            &["choices", "0", "index"],
+            &["choices", "0", "delta"],
+            &["choices", "0", "finish_reason"],
+            &["choices", "0", "logprobs"],
+        ] {
+            let data = without(path);
+            assert_eq!(RawChunk::check(data.clone()), Err(data), "{path:?}");
+        }
+        let with = |pointer: &str, value: Value| {
+            let mut v = complete();
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            v.pointer_mut(parent).unwrap()[key] = value;
+            v.to_string()
+        };
+        for (what, data) in [
+            ("escaped id", r#"{"id":"c\u0031","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}"#.to_string()),
+            ("an error", r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"error":{"message":"overloaded"}}"#.to_string()),
+            ("a null error", r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"error":null}"#.to_string()),
+            ("unknown role", with("/choices/0/delta/role", json!("robot"))),
+            ("content not a string", with("/choices/0/delta/content", json!(["x"]))),
+            ("negative created", with("/created", json!(-1))),
+            ("usage not an object", with("/usage", json!("many"))),
+            ("two lines", complete().to_string().replacen(',', ",\n", 1)),
+            ("not JSON", "{".to_string()),
+        ] {
+            assert_eq!(RawChunk::check(data.clone()), Err(data), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_summary_folds_usage_and_finish_reasons_of_either_form() {
+        let mut summary = StreamSummary::default();
+        let parsed: ChatChunk = serde_json::from_str(
+            r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        summary.push(&StreamChunk::Parsed(parsed));
+        let raw = RawChunk::check(
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":2,"delta":{},"finish_reason":"tool_calls","logprobs":null}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#.to_string(),
+        )
+        .unwrap();
+        summary.push(&StreamChunk::Raw(raw));
+        assert_eq!(
+            summary.finish_reasons,
+            [
+                Some(FinishReason::Stop),
+                None,
+                Some(FinishReason::ToolCalls)
+            ]
+        );
+        assert_eq!(summary.usage.map(|u| u.total_tokens), Some(7));
+    }
+
+    #[test]
+    fn a_raw_chunk_is_parsed_in_place_on_demand() {
+        let data = complete().to_string();
+        let mut chunk = StreamChunk::Raw(RawChunk::check(data.clone()).unwrap());
+        chunk.make_parsed().unwrap().model = "changed".into();
+        match &chunk {
+            StreamChunk::Parsed(c) => {
+                assert_eq!((c.id.as_str(), c.model.as_str()), ("c", "changed"))
+            }
+            StreamChunk::Raw(_) => panic!("still raw"),
+        }
+        let expected: ChatChunk = serde_json::from_str(&data).unwrap();
+        let raw = StreamChunk::Raw(RawChunk::check(data).unwrap());
+        assert_eq!(raw.into_parsed().unwrap(), expected);
+    }
+}
