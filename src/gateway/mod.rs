@@ -807,7 +807,9 @@ fn wants_usage(req: &ChatRequest) -> bool {
 fn reply_as_stream(resp: &ChatResponse) -> ReplyStream {
     let chunks = crate::schema::chunks_from_response(resp);
     Box::pin(futures_util::stream::iter(
-        chunks.into_iter().map(|c| Ok(StreamChunk::Parsed(c))),
+        chunks
+            .into_iter()
+            .map(|c| Ok(StreamChunk::Parsed(Box::new(c)))),
     ))
 }
 

@@ -199,7 +199,7 @@ impl Stream for WithoutUsage {
                     if raw.choices > 0 {
                         let chunk = raw.parse().map(|mut chunk| {
                             chunk.usage = None;
-                            StreamChunk::Parsed(chunk)
+                            StreamChunk::Parsed(Box::new(chunk))
                         });
                         return Poll::Ready(Some(chunk.map_err(|e| {
                             crate::providers::transport::invalid_chunk(&self.provider, e)

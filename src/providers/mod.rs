@@ -48,7 +48,7 @@ pub type ReplyStream = Pin<Box<dyn Stream<Item = Result<StreamChunk>> + Send>>;
 /// A stream of parsed chunks, as a [`ReplyStream`].
 pub fn reply_stream(stream: ChunkStream) -> ReplyStream {
     use futures_util::TryStreamExt;
-    Box::pin(stream.map_ok(StreamChunk::Parsed))
+    Box::pin(stream.map_ok(|c| StreamChunk::Parsed(Box::new(c))))
 }
 
 /// The wire format a provider speaks.

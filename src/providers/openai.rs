@@ -239,7 +239,11 @@ impl StreamTranslator<SseEvent> for OpenAiRawTranslator {
                 if data == "[DONE]" {
                     return Ok(Flow::Done);
                 }
-                out.extend(self.parsed.chunk(data)?.map(StreamChunk::Parsed));
+                out.extend(
+                    self.parsed
+                        .chunk(data)?
+                        .map(|c| StreamChunk::Parsed(Box::new(c))),
+                );
                 Ok(Flow::Continue)
             }
         }

@@ -19,7 +19,9 @@ use super::{ChatChunk, FinishReason, Role, Usage};
 pub struct RawChunk {
     /// The chunk's JSON, byte for byte (without the SSE framing).
     pub data: Bytes,
-    pub usage: Option<Usage>,
+    /// Boxed, as in [`StreamChunk::Parsed`]: chunks move through several layers, and only the
+    /// last chunk of a stream carries usage.
+    pub usage: Option<Box<Usage>>,
     /// The choices that finished in this chunk: (choice index, reason).
     pub finished: Vec<(u32, FinishReason)>,
     /// Some choice carries content text or tool calls: a token, for time-to-first-token and
@@ -32,7 +34,9 @@ pub struct RawChunk {
 /// A streamed chunk: parsed, or kept as sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamChunk {
-    Parsed(ChatChunk),
+    /// Boxed: a chunk is moved through every layer between the upstream and the client, and the
+    /// parsed form is four times the size of the raw one.
+    Parsed(Box<ChatChunk>),
     Raw(RawChunk),
 }
 
@@ -148,7 +152,7 @@ impl RawChunk {
                 finished.push((c.index, reason));
             }
         }
-        let usage = checked.usage;
+        let usage = checked.usage.map(Box::new);
         let start = text.as_ptr() as usize - data.as_ptr() as usize;
         let end = start + text.len();
         let mut data = Bytes::from(data);
@@ -174,7 +178,7 @@ impl StreamChunk {
     /// The chunk in its parsed form.
     pub fn into_parsed(self) -> Result<ChatChunk, String> {
         match self {
-            StreamChunk::Parsed(c) => Ok(c),
+            StreamChunk::Parsed(c) => Ok(*c),
             StreamChunk::Raw(r) => r.parse(),
         }
     }
@@ -182,10 +186,10 @@ impl StreamChunk {
     /// Parses a raw chunk in place, for code that reads or changes what it says.
     pub fn make_parsed(&mut self) -> Result<&mut ChatChunk, String> {
         if let StreamChunk::Raw(r) = self {
-            *self = StreamChunk::Parsed(r.parse()?);
+            *self = StreamChunk::Parsed(Box::new(r.parse()?));
         }
         match self {
-            StreamChunk::Parsed(c) => Ok(c),
+            StreamChunk::Parsed(c) => Ok(&mut **c),
             StreamChunk::Raw(_) => Err("the chunk could not be parsed".to_string()),
         }
     }
@@ -207,7 +211,7 @@ impl StreamSummary {
             }
             StreamChunk::Raw(r) => {
                 if let Some(u) = &r.usage {
-                    self.usage = Some(u.clone());
+                    self.usage = Some(Usage::clone(u));
                 }
                 for (index, reason) in &r.finished {
                     self.finish(*index, reason.clone());
@@ -353,7 +357,7 @@ mod tests {
             r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
         )
         .unwrap();
-        summary.push(&StreamChunk::Parsed(parsed));
+        summary.push(&StreamChunk::Parsed(Box::new(parsed)));
         let raw = RawChunk::check(
             r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":2,"delta":{},"finish_reason":"tool_calls","logprobs":null}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#.to_string(),
         )
