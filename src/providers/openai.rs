@@ -141,9 +141,7 @@ impl OpenAiStreamTranslator {
             provider,
         }
     }
-}
 
-impl OpenAiStreamTranslator {
     /// The chunk an event carries (`None` for an empty event), or the error it reports.
     fn chunk(&mut self, data: &str) -> Result<Option<ChatChunk>> {
         if data.is_empty() {
