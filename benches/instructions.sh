@@ -60,13 +60,14 @@ dump_total() { # dump_total PID NAME
     callgrind_annotate "$OUT/callgrind.$2" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}'
 }
 
-results=()
-for bin in "$@"; do
-    name=$(basename "$(dirname "$bin")")-$(basename "$bin")
-    valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" \
-        "$bin" serve --config "$work/config.json" --port "$PORT_GW" --threads 1 >"$work/gw.log" 2>&1 &
+# measure NAME COMMAND...: runs COMMAND (a proxy listening on PORT_GW) under callgrind and sets
+# `counts` to its instructions per request, plain and streamed, after the unmeasured warm-up. (Not
+# called in a subshell: the exit trap must know the process to stop if a step fails.)
+measure() {
+    local name=$1 vg plain streamed; shift
+    valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" "$@" >"$work/$name.log" 2>&1 &
     vg=$!; pids+=($vg)
-    wait_up "$PORT_GW"
+    wait_up "$PORT_GW" /v1/models
     send "$WARMUP" false; send "$WARMUP" true
     callgrind_control -z "$vg" >/dev/null 2>&1
     send "$REQUESTS" false
@@ -76,7 +77,14 @@ for bin in "$@"; do
     streamed=$(dump_total "$vg" "$name.stream")
     kill -9 "$vg" 2>/dev/null || true
     wait "$vg" 2>/dev/null || true
-    results+=("$bin $((plain / REQUESTS)) $((streamed / REQUESTS))")
+    counts="$((plain / REQUESTS)) $((streamed / REQUESTS))"
+}
+
+results=()
+for bin in "$@"; do
+    name=$(basename "$(dirname "$bin")")-$(basename "$bin")
+    measure "$name" "$bin" serve --config "$work/config.json" --port "$PORT_GW" --threads 1
+    results+=("$bin $counts")
 done
 
 # The baseline: the same requests through one nginx proxy_pass hop to the same mock (one worker,
@@ -100,20 +108,8 @@ http {
     }
 }
 CONF
-    valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" \
-        nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.log" 2>&1 &
-    vg=$!; pids+=($vg)
-    wait_up "$PORT_GW" /v1/models
-    send "$WARMUP" false; send "$WARMUP" true
-    callgrind_control -z "$vg" >/dev/null 2>&1
-    send "$REQUESTS" false
-    plain=$(dump_total "$vg" "nginx.plain")
-    callgrind_control -z "$vg" >/dev/null 2>&1
-    send "$REQUESTS" true
-    streamed=$(dump_total "$vg" "nginx.stream")
-    kill -9 "$vg" 2>/dev/null || true
-    wait "$vg" 2>/dev/null || true
-    nginx_row="nginx $((plain / REQUESTS)) $((streamed / REQUESTS))"
+    measure nginx nginx -p "$work/nginx" -c "$work/nginx/nginx.conf"
+    nginx_row="nginx $counts"
 fi
 
 python3 - "$OUT/instructions.json" "$REQUESTS" "$nginx_row" "${results[@]}" <<'PY'

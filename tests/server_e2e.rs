@@ -91,6 +91,12 @@ impl Setup {
             .unwrap();
         v["requests"].as_array().unwrap().last().unwrap()["body"].clone()
     }
+
+    /// The Prometheus text of `/metrics`.
+    async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
 }
 
 fn merge(base: &mut Value, extra: Value) {
@@ -675,12 +681,16 @@ mod per_core {
 
 /// An OpenAI-compatible upstream that answers every chat completion with `body`.
 async fn fixed_upstream(body: impl Into<bytes::Bytes>) -> String {
-    let body: bytes::Bytes = body.into();
+    upstream_answering("application/json", body.into()).await
+}
+
+/// An OpenAI-compatible upstream that answers every chat completion with `body` as `content_type`.
+async fn upstream_answering(content_type: &'static str, body: bytes::Bytes) -> String {
     let app = axum::Router::new().route(
         "/v1/chat/completions",
         axum::routing::post(move || {
             let body = body.clone();
-            async move { ([(http::header::CONTENT_TYPE, "application/json")], body) }
+            async move { ([(http::header::CONTENT_TYPE, content_type)], body) }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -730,15 +740,7 @@ async fn openai_compatible_answers_pass_through_byte_for_byte() {
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(headers["x-ferrogate-provider"], "fixed");
     // Its usage is accounted for all the same.
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     for (kind, n) in [("input", 5), ("output", 7), ("cached", 2)] {
         let line = format!(
             "ferrogate_tokens_total{{provider=\"fixed\",model=\"gpt-fixed\",kind=\"{kind}\"}} {n}"
@@ -775,18 +777,7 @@ async fn openai_compatible_answers_pass_through_byte_for_byte() {
 
 /// An OpenAI-compatible upstream that answers every chat completion with the event stream `body`.
 async fn fixed_stream_upstream(body: impl Into<bytes::Bytes>) -> String {
-    let body: bytes::Bytes = body.into();
-    let app = axum::Router::new().route(
-        "/v1/chat/completions",
-        axum::routing::post(move || {
-            let body = body.clone();
-            async move { ([(http::header::CONTENT_TYPE, "text/event-stream")], body) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/v1")
+    upstream_answering("text/event-stream", body.into()).await
 }
 
 /// Chunks in an order and layout the gateway's own encoder would not produce, with fields it does
@@ -842,15 +833,7 @@ async fn openai_compatible_stream_chunks_pass_through_byte_for_byte() {
     expected.push("[DONE]");
     assert_eq!(sse_data(&body), expected);
     // Both streams are accounted with their usage.
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     for (kind, n) in [("input", 18), ("output", 6)] {
         let line = format!(
             "ferrogate_tokens_total{{provider=\"streamed\",model=\"gpt-fixed\",kind=\"{kind}\"}} {n}"

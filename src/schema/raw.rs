@@ -75,7 +75,7 @@ struct CheckedMessage {
 
 /// A field that must be present, and may be null: with `deserialize_with`, an absent field is an
 /// error (a plain `Option` field is read as `None` when absent).
-fn nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(super) fn nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,

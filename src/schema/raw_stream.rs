@@ -76,9 +76,9 @@ struct Checked<'a> {
 struct CheckedChoice {
     index: u32,
     delta: CheckedDelta,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "super::raw::nullable")]
     finish_reason: Option<FinishReason>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "super::raw::nullable")]
     logprobs: Option<IgnoredAny>,
 }
 
@@ -113,15 +113,6 @@ impl<'de> Deserialize<'de> for NonEmpty {
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d)?;
     Ok(true)
-}
-
-/// A field that must be present, and may be null (see `raw.rs`).
-fn nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d)
 }
 
 impl RawChunk {
