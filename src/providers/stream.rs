@@ -45,8 +45,8 @@ pub enum Flow {
 
 /// A provider's streaming translation: native frames in, canonical chunks out.
 pub trait StreamTranslator<F>: Send + 'static {
-    /// What it yields: [`ChatChunk`]s, or [`StreamChunk`](crate::schema::StreamChunk)s where
-    /// chunks may be passed on as they came.
+    /// What it yields: [`ChatChunk`](crate::schema::ChatChunk)s, or
+    /// [`StreamChunk`](crate::schema::StreamChunk)s where chunks may be passed on as they came.
     type Chunk: Send + Unpin + 'static;
     fn frame(&mut self, frame: F, out: &mut VecDeque<Self::Chunk>) -> Result<Flow>;
     /// The upstream closed the stream without a terminal frame. `truncated` says whether a partial

@@ -2,7 +2,7 @@
 //! `metrics-exporter-prometheus`, whose handles are atomics once a label set has been seen.
 //! Finding the handle of a label set through the facade builds a key (label vectors, string
 //! copies), hashes it and takes a registry lock; the request path instead keeps the handles it has
-//! used in a per-thread cache ([`cached_handle`]). Gauges that describe state (health, queue depth) are
+//! used in a per-thread cache (`cached_handle`). Gauges that describe state (health, queue depth) are
 //! computed at scrape time instead of being kept up to date on every request.
 //!
 //! Names follow Prometheus conventions: `ferrogate_` prefix, base units (seconds, USD), `_total`
