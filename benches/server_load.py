@@ -443,6 +443,7 @@ class StreamRun:
     latency_p99_us: float
     gateway_overhead_p50_us: float | None = None  # ferrogate's own x-ferrogate-overhead-us
     gateway_overhead_p99_us: float | None = None
+    cpu_us_per_request: float | None = None  # the target's server (for direct, the mock's)
     note: str = ""
 
 
@@ -577,7 +578,8 @@ def stream_run(target: Target, *, rate: float, seconds: float, connections: int,
     if target.api_key:
         args += ["--api-key", target.api_key]
     try:
-        r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + REQUEST_TIMEOUT_S + 60)
+        with measuring(target) as use:
+            r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + REQUEST_TIMEOUT_S + 60)
         ok = r.returncode == 0 and report.exists()
         why = "" if ok else f"ferrogate bench failed: {(r.stderr or r.stdout).strip()[-300:]}"
     except subprocess.TimeoutExpired:
@@ -602,6 +604,7 @@ def stream_run(target: Target, *, rate: float, seconds: float, connections: int,
         latency_p99_us=lat.get("p99_us", 0),
         gateway_overhead_p50_us=ov["p50_us"] if ov else None,
         gateway_overhead_p99_us=ov["p99_us"] if ov else None,
+        cpu_us_per_request=use["cpu_s"] * 1e6 / d["requests"] if d["requests"] and "cpu_s" in use else None,
     )
 
 
@@ -776,7 +779,8 @@ def report(res: Results) -> str:
     lines += ["## Streaming: time to first byte", "",
               f"`ferrogate bench --stream` at {s['stream_rate']} RPS for {s['stream_seconds']} s, {s['connections']} connections. First byte = the "
               "first SSE chunk (the role / first token event; the mock sends all chunks without delay). The client measures from the send, "
-              "without coordinated-omission correction. Overhead = ferrogate's own `x-ferrogate-overhead-us` header.", ""]
+              "without coordinated-omission correction. Overhead = ferrogate's own `x-ferrogate-overhead-us` header. "
+              "CPU µs/req: user+system time of the target's server processes over the run, per streamed request (for direct, the mock's own).", ""]
     ds = res.stream("direct")
     rows = []
     for t in res.targets:
@@ -784,8 +788,9 @@ def report(res: Results) -> str:
         if r and ds:
             rows.append([t, fmt(r.achieved_rps, ",.0f"), str(r.errors), fmt(r.ttfb_p50_us), fmt(r.ttfb_p99_us),
                          "" if t == "direct" else fmt(r.ttfb_p50_us - ds.ttfb_p50_us, signed=True), "" if t == "direct" else fmt(r.ttfb_p99_us - ds.ttfb_p99_us, signed=True),
-                         fmt(r.latency_p50_us), fmt(r.latency_p99_us), fmt(r.gateway_overhead_p50_us) + " / " + fmt(r.gateway_overhead_p99_us) if r.gateway_overhead_p50_us is not None else ""])
-    lines += md_table(["target", "achieved", "errors", "TTFB p50 µs", "TTFB p99 µs", "added p50", "added p99", "whole stream p50 µs", "whole stream p99 µs", "overhead p50 / p99 µs"], rows)
+                         fmt(r.latency_p50_us), fmt(r.latency_p99_us), fmt(r.gateway_overhead_p50_us) + " / " + fmt(r.gateway_overhead_p99_us) if r.gateway_overhead_p50_us is not None else "",
+                         fmt(r.cpu_us_per_request, ".1f")])
+    lines += md_table(["target", "achieved", "errors", "TTFB p50 µs", "TTFB p99 µs", "added p50", "added p99", "whole stream p50 µs", "whole stream p99 µs", "overhead p50 / p99 µs", "CPU µs/req"], rows)
 
     lines += ["## DESIGN targets (ferrogate)", ""] + (res.checks or design_checks(res)) + [""]
     if res.notes:
