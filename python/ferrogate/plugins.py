@@ -31,7 +31,10 @@ timeout. What a hook may do:
     one; return a response to replace an error; raise an ``APIError`` to replace either with an
     error. For streams it runs once the stream has ended, with the folded answer (read-only).
 ``on_stream_chunk(ctx, chunk)``
-    change ``chunk`` in place or return a new one; return ``False`` to drop it.
+    change ``chunk`` in place or return a new one; return ``False`` to drop it. It sees every
+    chunk the upstream sent, including the final usage chunk (``choices`` empty) that the gateway
+    asks for on the caller's behalf; that one is taken out afterwards if the caller did not ask
+    for usage.
 
 ``ctx`` is a :class:`Context`: ``request_id``, ``endpoint``, ``model``, ``stream``, ``user``,
 ``tags``, ``metadata``, ``served_by`` (in post-hooks) and ``state``, a dict shared by all hooks
