@@ -83,11 +83,7 @@ pub struct StreamOp {
 impl StreamOp {
     pub fn new(mut req: ChatRequest, raw_ok: bool) -> Self {
         req.stream = Some(true);
-        let caller_wants_usage = req
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false);
+        let caller_wants_usage = super::wants_usage(&req);
         StreamOp {
             req,
             caller_wants_usage,

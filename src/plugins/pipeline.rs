@@ -113,19 +113,18 @@ impl Pipeline {
     /// Whether every post-hook that will run (of the plugins in `ran`) takes a chat completion
     /// unparsed ([`super::Hooks::raw_chat`]).
     pub fn takes_raw_chat(&self, ran: &[usize]) -> bool {
-        ran.iter().all(|&i| {
-            let hooks = self.slots[i].hooks;
-            !hooks.post || hooks.raw_chat
-        })
+        self.all_hooks(ran, |h| !h.post || h.raw_chat)
     }
 
     /// Whether every chunk hook and post-hook that will run (of the plugins in `ran`) takes
     /// chunks unparsed and a stream unfolded ([`super::Hooks::raw_stream`]).
     pub fn takes_raw_stream(&self, ran: &[usize]) -> bool {
-        ran.iter().all(|&i| {
-            let hooks = self.slots[i].hooks;
-            !(hooks.post || hooks.chunk) || hooks.raw_stream
-        })
+        self.all_hooks(ran, |h| !(h.post || h.chunk) || h.raw_stream)
+    }
+
+    /// Whether the hooks of every plugin in `ran` satisfy `test`.
+    fn all_hooks(&self, ran: &[usize], test: impl Fn(Hooks) -> bool) -> bool {
+        ran.iter().all(|&i| test(self.slots[i].hooks))
     }
 
     pub fn find(&self, name: &str) -> Option<&Arc<PluginSlot>> {
@@ -200,11 +199,7 @@ impl Pipeline {
             return stream;
         }
         let fold = wants_post.then(|| {
-            let summary_only = ran.iter().all(|&i| {
-                let hooks = self.slots[i].hooks;
-                !hooks.post || hooks.raw_stream
-            });
-            if summary_only {
+            if self.all_hooks(&ran, |h| !h.post || h.raw_stream) {
                 Fold::Summary(StreamSummary::default())
             } else {
                 Fold::Answer(ChunkAccumulator::default())

@@ -224,27 +224,23 @@ impl StreamTranslator<SseEvent> for OpenAiRawTranslator {
     type Chunk = StreamChunk;
 
     fn frame(&mut self, event: SseEvent, out: &mut VecDeque<StreamChunk>) -> Result<Flow> {
+        if event.data.trim() == "[DONE]" {
+            return Ok(Flow::Done);
+        }
         match RawChunk::check(event.data) {
             Ok(raw) => {
                 if !raw.finished.is_empty() {
                     self.parsed.saw_finish = true;
                 }
                 out.push_back(StreamChunk::Raw(raw));
-                Ok(Flow::Continue)
             }
-            Err(data) => {
-                let data = data.trim();
-                if data == "[DONE]" {
-                    return Ok(Flow::Done);
-                }
-                out.extend(
-                    self.parsed
-                        .chunk(data)?
-                        .map(|c| StreamChunk::Parsed(Box::new(c))),
-                );
-                Ok(Flow::Continue)
-            }
+            Err(data) => out.extend(
+                self.parsed
+                    .chunk(data.trim())?
+                    .map(|c| StreamChunk::Parsed(Box::new(c))),
+            ),
         }
+        Ok(Flow::Continue)
     }
 
     fn end(&mut self, _truncated: bool, _out: &mut VecDeque<StreamChunk>) -> Result<()> {

@@ -37,11 +37,13 @@ pub enum ChatReply {
 /// unknown fields are); so the bytes passed on say what parsing and encoding them again would,
 /// give or take layout and explicit nulls. The token counts inside `usage` are read but not
 /// required. Anything else (a string with escapes where a borrowed one is read, a checked field
-/// given twice) fails the check and takes the parsing path, which handles everything and reports
-/// what is wrong.
+/// given twice, an `error` field) fails the check and takes the parsing path, which handles
+/// everything and reports what is wrong. The top level is the same for a streamed chunk, whose
+/// choices (`C`) differ (`raw_stream.rs`).
 #[derive(Deserialize)]
+#[serde(bound(deserialize = "C: Deserialize<'de>"))]
 #[allow(dead_code)] // the fields are read to be checked, not used
-struct Checked<'a> {
+pub(super) struct Checked<'a, C> {
     #[serde(borrow)]
     id: &'a str,
     #[serde(borrow)]
@@ -49,8 +51,17 @@ struct Checked<'a> {
     created: u64,
     #[serde(borrow)]
     model: &'a str,
-    choices: Vec<CheckedChoice>,
-    usage: Option<Usage>,
+    pub(super) choices: Vec<C>,
+    pub(super) usage: Option<Usage>,
+    /// A mid-stream failure (or an answer that is one): `default` makes an absent one `false`.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) error: bool,
+}
+
+/// A field that is there, whatever its value.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d)?;
+    Ok(true)
 }
 
 #[derive(Deserialize)]
@@ -90,7 +101,10 @@ impl RawChatResponse {
         // UTF-8 checked over the whole body, not string by string: content is skipped unread,
         // and serde_json does not check what it skips.
         let text = std::str::from_utf8(body).ok()?;
-        let checked: Checked<'_> = serde_json::from_str(text).ok()?;
+        let checked: Checked<'_, CheckedChoice> = serde_json::from_str(text).ok()?;
+        if checked.error {
+            return None;
+        }
         Some(RawChatResponse {
             body: body.clone(),
             usage: checked.usage,
@@ -196,6 +210,10 @@ mod tests {
             (
                 "escaped id",
                 r#"{"id":"c\u0031","object":"chat.completion","created":1,"model":"m","choices":[]}"#,
+            ),
+            (
+                "an error",
+                r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[],"error":{"message":"x"}}"#,
             ),
             (
                 "created not a count",

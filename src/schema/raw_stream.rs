@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::{IgnoredAny, Visitor};
 
+use super::raw::Checked;
 use super::{ChatChunk, FinishReason, Role, Usage};
 
 /// A chunk as the upstream sent it (the JSON of one `data:` event), and what the gateway reads
@@ -24,8 +25,7 @@ pub struct RawChunk {
     pub usage: Option<Box<Usage>>,
     /// The choices that finished in this chunk: (choice index, reason).
     pub finished: Vec<(u32, FinishReason)>,
-    /// Some choice carries content text or tool calls: a token, for time-to-first-token and
-    /// inter-token latency.
+    /// Some choice carries a token ([`ChatChunk::has_token`]).
     pub has_token: bool,
     /// How many choices the chunk has (none in the usage-only chunk that ends a stream).
     pub choices: usize,
@@ -49,28 +49,12 @@ pub struct StreamSummary {
     pub finish_reasons: Vec<Option<FinishReason>>,
 }
 
-/// What a chunk is checked for before it is passed on unparsed: every field the parsed form
-/// requires or fills in when absent is there, with the type the parsed form reads it as, at the
-/// top level and in each choice (the same rule as for complete answers, see `raw.rs`). The delta
-/// is read for its role and whether it carries a token; its content and tool calls pass through
-/// unread. A chunk carrying `error` (a mid-stream failure) always takes the parsing path, which
-/// turns it into an error.
-#[derive(Deserialize)]
-#[allow(dead_code)] // the fields are read to be checked, not used
-struct Checked<'a> {
-    #[serde(borrow)]
-    id: &'a str,
-    #[serde(borrow)]
-    object: &'a str,
-    created: u64,
-    #[serde(borrow)]
-    model: &'a str,
-    choices: Vec<CheckedChoice>,
-    usage: Option<Usage>,
-    #[serde(default, deserialize_with = "present")]
-    error: bool,
-}
-
+/// What a chunk's choices are checked for before it is passed on unparsed (its top level is
+/// checked as a complete answer's, `raw::Checked`): every field the parsed form requires or fills
+/// in when absent is there, with the type the parsed form reads it as. The delta is read for its
+/// role and whether it carries a token; its content and tool calls pass through unread. A chunk
+/// carrying `error` (a mid-stream failure) always takes the parsing path, which turns it into an
+/// error.
 #[derive(Deserialize)]
 #[allow(dead_code)]
 struct CheckedChoice {
@@ -109,12 +93,6 @@ impl<'de> Deserialize<'de> for NonEmpty {
     }
 }
 
-/// A field that is there, whatever its value (`default` makes an absent one `false`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    IgnoredAny::deserialize(d)?;
-    Ok(true)
-}
-
 impl RawChunk {
     /// Keeps `data` (the text of one `data:` event) as it is if it is a complete OpenAI chunk
     /// (see `Checked`) that can be framed as one `data:` line again; gives it back if it must be
@@ -125,7 +103,7 @@ impl RawChunk {
         if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
             return Err(data);
         }
-        let Ok(checked) = serde_json::from_str::<Checked<'_>>(text) else {
+        let Ok(checked) = serde_json::from_str::<Checked<'_, CheckedChoice>>(text) else {
             return Err(data);
         };
         if checked.error {

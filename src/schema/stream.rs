@@ -31,6 +31,15 @@ fn chunk_object() -> String {
 }
 
 impl ChatChunk {
+    /// Some choice carries content text or tool calls: a token, for time-to-first-token and
+    /// inter-token latency.
+    pub fn has_token(&self) -> bool {
+        self.choices.iter().any(|c| {
+            c.delta.content.as_deref().is_some_and(|t| !t.is_empty())
+                || c.delta.tool_calls.is_some()
+        })
+    }
+
     /// An empty chunk carrying the stream's identity, to be filled by a translator.
     pub fn new(id: &str, model: &str, created: u64) -> Self {
         ChatChunk {

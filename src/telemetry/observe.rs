@@ -136,11 +136,7 @@ impl Plugin for Observer {
         chunk: &'a mut ChatChunk,
     ) -> HookFuture<'a, ChunkAction> {
         Box::pin(async move {
-            let has_token = chunk.choices.iter().any(|c| {
-                c.delta.content.as_deref().is_some_and(|t| !t.is_empty())
-                    || c.delta.tool_calls.is_some()
-            });
-            token_timing(ctx, has_token);
+            token_timing(ctx, chunk.has_token());
             Ok(ChunkAction::Keep)
         })
     }
