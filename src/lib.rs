@@ -7,6 +7,7 @@ pub mod compat;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod memo;
 pub mod mock;
 pub mod plugins;
 pub mod providers;

@@ -2,23 +2,56 @@
 //! and `Serialize`, so a config dump, a log line or an admin response cannot leak one by accident.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use http::HeaderValue;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
+#[derive(Clone)]
+pub struct Secret(Arc<Inner>);
+
+struct Inner {
+    value: Box<str>,
+    /// `Bearer <value>` as a header value, made on first use: a configured key is sent on every
+    /// request, and validating and copying it into a header each time costs more than the rest
+    /// of the request's headers. `None` when the value cannot be a header.
+    bearer: OnceLock<Option<HeaderValue>>,
+}
 
 impl Secret {
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
-        Secret(value.into())
+    pub fn new(value: impl Into<Box<str>>) -> Self {
+        Secret(Arc::new(Inner {
+            value: value.into(),
+            bearer: OnceLock::new(),
+        }))
     }
 
     /// The raw value. Call only where it is sent to its provider.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.0.value
+    }
+
+    /// `Bearer <value>`, marked sensitive (HTTP/2 header compression never indexes it); `None`
+    /// if the value holds characters a header cannot (a line break, say).
+    pub fn bearer_header(&self) -> Option<HeaderValue> {
+        self.0
+            .bearer
+            .get_or_init(|| {
+                let mut value = HeaderValue::try_from(["Bearer ", self.expose()].concat()).ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            })
+            .clone()
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,6 +106,18 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret([REDACTED])");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"[REDACTED]\"");
         assert_eq!(s.expose(), "sk-live-abc");
+    }
+
+    #[test]
+    fn bearer_header_is_made_once_and_sensitive() {
+        let s = Secret::new("sk-live-abc");
+        let header = s.bearer_header().unwrap();
+        assert_eq!(header, "Bearer sk-live-abc");
+        assert!(header.is_sensitive());
+        // The clone shares the memo; an equal secret made apart compares equal.
+        assert_eq!(s.clone().bearer_header().unwrap(), header);
+        assert_eq!(s, Secret::new(String::from("sk-live-abc")));
+        assert_eq!(Secret::new("line\nbreak").bearer_header(), None);
     }
 
     #[test]

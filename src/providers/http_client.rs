@@ -11,6 +11,7 @@
 //! (`header`, `bearer_auth`, `body`); an invalid header is remembered and reported by
 //! [`RequestBuilder::send`], so adapters chain without handling errors at each step.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -31,6 +32,9 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tower_service::Service;
+
+use crate::memo::Recent;
+use crate::secret::Secret;
 
 /// An upstream's response; its body is read with [`body_bytes`] or [`body_stream`].
 pub type Response = http::Response<Incoming>;
@@ -97,20 +101,19 @@ impl HttpClient {
 
     /// A request to an absolute URL. An invalid URL is reported when the request is sent.
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        let mut request = Request::new(Full::new(Bytes::new()));
-        *request.method_mut() = method;
-        let request = match Uri::try_from(url) {
-            Ok(uri) if uri.scheme().is_some() && uri.authority().is_some() => {
+        let (request, host) = match parse_url(url) {
+            Ok(ParsedUrl { uri, host }) => {
+                let mut request = Request::new(Full::new(Bytes::new()));
+                *request.method_mut() = method;
                 *request.uri_mut() = uri;
-                Ok(request)
+                (Ok(request), host)
             }
-            // The URL may carry a key in its query: only say what is wrong with it.
-            Ok(_) => Err("the upstream URL is not absolute (scheme and host needed)".to_string()),
-            Err(e) => Err(format!("the upstream URL is invalid: {e}")),
+            Err(e) => (Err(e), None),
         };
         RequestBuilder {
             client: self.clone(),
             request,
+            host,
         }
     }
 
@@ -157,6 +160,8 @@ fn proxies_from_env() -> Option<Arc<Matcher>> {
 pub struct RequestBuilder {
     client: HttpClient,
     request: Result<Request<Full<Bytes>>, String>,
+    /// `Host` for a plain-HTTP URL ([`host_header`]).
+    host: Option<HeaderValue>,
 }
 
 impl RequestBuilder {
@@ -209,6 +214,21 @@ impl RequestBuilder {
         self.secret_header(http::header::AUTHORIZATION, ["Bearer ", token].concat())
     }
 
+    /// As [`bearer_auth`](Self::bearer_auth), with the header value the secret keeps for reuse.
+    pub fn bearer_secret(mut self, secret: &Secret) -> RequestBuilder {
+        if let Ok(request) = &mut self.request {
+            match secret.bearer_header() {
+                Some(value) => {
+                    request
+                        .headers_mut()
+                        .append(http::header::AUTHORIZATION, value);
+                }
+                None => self.request = Err("invalid value for header `authorization`".to_string()),
+            }
+        }
+        self
+    }
+
     pub fn body(mut self, body: impl Into<Bytes>) -> RequestBuilder {
         if let Ok(request) = &mut self.request {
             *request.body_mut() = Full::new(body.into());
@@ -220,7 +240,7 @@ impl RequestBuilder {
     /// whole exchange with theirs.
     pub async fn send(self) -> Result<Response, SendError> {
         let mut request = self.request.map_err(SendError::InvalidRequest)?;
-        let host = host_header(request.uri());
+        let host = self.host;
         let headers = request.headers_mut();
         if !headers.contains_key(http::header::USER_AGENT) {
             headers.insert(http::header::USER_AGENT, USER_AGENT);
@@ -248,6 +268,34 @@ impl RequestBuilder {
             .await
             .map_err(SendError::Transport)
     }
+}
+
+/// An absolute URL parsed, with its `Host` header.
+#[derive(Debug, Clone)]
+struct ParsedUrl {
+    uri: Uri,
+    host: Option<HeaderValue>,
+}
+
+thread_local! {
+    /// The thread's recently parsed URLs: a gateway sends to a handful (a deployment's base URL
+    /// and an endpoint path), and parsing one into a `Uri` and a `Host` value costs more than the
+    /// rest of building the request; a clone shares the parsed parts.
+    static URLS: RefCell<Recent<ParsedUrl, 16>> = const { RefCell::new(Recent::new()) };
+}
+
+fn parse_url(url: &str) -> Result<ParsedUrl, String> {
+    URLS.with_borrow_mut(|parsed| {
+        parsed.get_or_try(url, |url| match Uri::try_from(url) {
+            Ok(uri) if uri.scheme().is_some() && uri.authority().is_some() => Ok(ParsedUrl {
+                host: host_header(&uri),
+                uri,
+            }),
+            // The URL may carry a key in its query: only say what is wrong with it.
+            Ok(_) => Err("the upstream URL is not absolute (scheme and host needed)".to_string()),
+            Err(e) => Err(format!("the upstream URL is invalid: {e}")),
+        })
+    })
 }
 
 /// `Host` for a plain-HTTP URI: its authority as written (`host` or `host:port`), unless it
@@ -509,6 +557,34 @@ mod tests {
         assert!(
             err.contains("authorization") && !err.contains("SECRET"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn parsed_urls_are_reused_and_bounded() {
+        let url = "http://127.0.0.1:8080/v1/chat/completions";
+        let first = parse_url(url).unwrap();
+        let again = parse_url(url).unwrap();
+        assert_eq!(again.uri, first.uri);
+        assert_eq!(again.host.unwrap(), "127.0.0.1:8080");
+        for i in 0..40 {
+            let other = format!("https://h{i}.example/v1/x?key={i}");
+            let parsed = parse_url(&other).unwrap();
+            assert_eq!(parsed.uri.to_string(), other);
+            assert!(parsed.host.is_none(), "Host is hyper's to set over TLS");
+        }
+        URLS.with_borrow(|kept| assert_eq!(kept.len(), 16));
+        // Replaced by then, and parsed again the same.
+        assert_eq!(parse_url(url).unwrap().uri, first.uri);
+        // Failures are not kept: each is reported again.
+        for _ in 0..2 {
+            assert!(parse_url("/relative").unwrap_err().contains("not absolute"));
+        }
+        assert!(
+            parse_url("http://user:pass@h.example/")
+                .unwrap()
+                .host
+                .is_none()
         );
     }
 

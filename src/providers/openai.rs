@@ -250,7 +250,7 @@ impl StreamTranslator<SseEvent> for OpenAiRawTranslator {
 
 fn authorized(call: &Call<'_>, builder: RequestBuilder) -> RequestBuilder {
     match call.credential.and_then(|c| c.api_key()) {
-        Some(key) => builder.bearer_auth(key.expose()),
+        Some(key) => builder.bearer_secret(key),
         None => builder,
     }
 }
@@ -271,7 +271,7 @@ pub(crate) async fn open_event_stream(
     builder: RequestBuilder,
     error_from: fn(&Call<'_>, &Fetched) -> GatewayError,
 ) -> Result<TimedBody> {
-    let builder = builder.header(http::header::ACCEPT, "text/event-stream");
+    let builder = builder.header(http::header::ACCEPT, transport::EVENT_STREAM);
     let (resp, first_byte_deadline) = transport::open(call, builder).await?;
     if !is_success(resp.status().as_u16()) {
         let fetched = transport::read_error_body(call, resp).await;

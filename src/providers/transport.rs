@@ -101,9 +101,14 @@ pub fn request(call: &Call<'_>, method: http::Method, path: &str) -> RequestBuil
     builder
 }
 
+/// Header values every request of a kind carries, made once (a string would be validated and
+/// copied on each request).
+pub const JSON: http::HeaderValue = http::HeaderValue::from_static("application/json");
+pub const EVENT_STREAM: http::HeaderValue = http::HeaderValue::from_static("text/event-stream");
+
 pub fn json_post(call: &Call<'_>, path: &str, body: Vec<u8>) -> RequestBuilder {
     request(call, http::Method::POST, path)
-        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CONTENT_TYPE, JSON)
         .body(body)
 }
 

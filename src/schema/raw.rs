@@ -105,14 +105,14 @@ impl RawChatResponse {
         if checked.error {
             return None;
         }
+        // Into a new vector: collected in place, the choices' buffer would be shrunk to fit
+        // with a reallocation, which costs more than a fresh small one.
+        let mut finish_reasons = Vec::with_capacity(checked.choices.len());
+        finish_reasons.extend(checked.choices.into_iter().map(|c| c.finish_reason));
         Some(RawChatResponse {
             body: body.clone(),
             usage: checked.usage,
-            finish_reasons: checked
-                .choices
-                .into_iter()
-                .map(|c| c.finish_reason)
-                .collect(),
+            finish_reasons,
         })
     }
 

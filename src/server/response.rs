@@ -1,6 +1,7 @@
 //! Rendering answers: JSON bodies and SSE streams with the `x-ferrogate-*` headers, and errors as
 //! OpenAI error JSON.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,6 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::error::GatewayError;
 use crate::gateway::ServedBy;
+use crate::memo::Recent;
 use crate::providers::ReplyStream;
 use crate::schema::StreamChunk;
 use crate::sse;
@@ -35,6 +37,21 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+thread_local! {
+    /// Values of the headers that name who served a request (provider, model, deployment, key
+    /// name): the same few strings on every response, each validated and copied once per thread
+    /// rather than once per response.
+    static SERVED_BY_VALUES: RefCell<Recent<HeaderValue, 32>> = const { RefCell::new(Recent::new()) };
+}
+
+fn served_by_value(s: &str) -> HeaderValue {
+    SERVED_BY_VALUES.with_borrow_mut(|values| {
+        values
+            .get_or_try(s, |s| Ok::<_, Infallible>(header_value(s)))
+            .unwrap_or_else(|never| match never {})
+    })
+}
+
 /// A 200 answer with the headers that say who served the request and what the gateway itself
 /// cost, plus `content_type` and `extra`. The map is filled directly, sized for all of them: a
 /// response builder moves its whole state on every header, and a growing map reallocates.
@@ -52,15 +69,15 @@ fn served_response(
     for (name, value) in extra {
         headers.insert(name.clone(), value.clone());
     }
-    headers.insert(PROVIDER, header_value(&meta.provider));
-    headers.insert(MODEL, header_value(&meta.model));
-    headers.insert(DEPLOYMENT, header_value(&meta.deployment));
+    headers.insert(PROVIDER, served_by_value(&meta.provider));
+    headers.insert(MODEL, served_by_value(&meta.model));
+    headers.insert(DEPLOYMENT, served_by_value(&meta.deployment));
     headers.insert(ATTEMPTS, HeaderValue::from(meta.attempts));
     headers.insert(FALLBACK_INDEX, HeaderValue::from(meta.fallback_index));
     headers.insert(UPSTREAM_MS, millis_value(meta.upstream));
     headers.insert(OVERHEAD_US, HeaderValue::from(overhead.as_micros() as u64));
     if let Some(key) = &meta.key_name {
-        headers.insert(KEY, header_value(key));
+        headers.insert(KEY, served_by_value(key));
     }
     headers.insert(REQUEST_ID, header_value(request_id));
     let mut response = Response::new(body);

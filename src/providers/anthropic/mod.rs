@@ -73,7 +73,7 @@ impl Provider for Anthropic {
             call,
             transport::json_post(call, "/v1/messages", encode(&translated.body)?),
         )
-        .header(http::header::ACCEPT, "text/event-stream");
+        .header(http::header::ACCEPT, transport::EVENT_STREAM);
         let (resp, deadline) = transport::open(call, builder).await?;
         if !resp.status().is_success() {
             let fetched = transport::read_error_body(call, resp).await;

@@ -60,7 +60,7 @@ fn post(
         headers.push((name.as_str(), value.as_str()));
     }
     let mut builder = transport::request(call, http::Method::POST, path)
-        .header(http::header::CONTENT_TYPE, "application/json");
+        .header(http::header::CONTENT_TYPE, transport::JSON);
     if let Some(a) = accept {
         builder = builder.header(http::header::ACCEPT, a);
     }
@@ -88,7 +88,7 @@ fn post(
             }
         }
         Some(Credential::ApiKey(key)) => {
-            builder = builder.bearer_auth(key.expose());
+            builder = builder.bearer_secret(key);
         }
         Some(other @ Credential::ServiceAccount(_)) => {
             return Err(GatewayError::invalid_request(format!(

@@ -46,7 +46,7 @@ fn url_call<'a>(call: &Call<'a>) -> Call<'a> {
 fn headers(call: &Call<'_>, builder: RequestBuilder) -> RequestBuilder {
     let builder = builder.header("X-Client-Name", CLIENT_NAME);
     match call.credential.and_then(|c| c.api_key()) {
-        Some(key) => builder.bearer_auth(key.expose()),
+        Some(key) => builder.bearer_secret(key),
         None => builder,
     }
 }

@@ -129,7 +129,7 @@ async fn authorize(call: &Call<'_>, builder: RequestBuilder) -> Result<RequestBu
                 .map_err(|e| {
                     transport::scrub_call_secrets(e.with_provider(call.provider.name.clone()), call)
                 })?;
-            builder.bearer_auth(token.expose())
+            builder.bearer_secret(&token)
         }
         Some(other) => {
             return Err(GatewayError::invalid_request(format!(
@@ -149,7 +149,7 @@ fn post(call: &Call<'_>, url: String, body: Vec<u8>) -> RequestBuilder {
         .client
         .current()
         .post(&url)
-        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CONTENT_TYPE, transport::JSON)
         .body(body);
     for (name, value) in &call.provider.headers {
         builder = builder.secret_header(name.as_str(), value.expose());
@@ -214,7 +214,7 @@ async fn chat_stream(flavor: Flavor, call: &Call<'_>, req: &ChatRequest) -> Resu
     let url = model_url(flavor, call, &req.model, "streamGenerateContent?alt=sse")?;
     let builder = authorize(call, post(call, url, body))
         .await?
-        .header(http::header::ACCEPT, "text/event-stream");
+        .header(http::header::ACCEPT, transport::EVENT_STREAM);
     let (resp, deadline) = transport::open(call, builder).await?;
     if !resp.status().is_success() {
         let fetched = transport::read_error_body(call, resp).await;
