@@ -1,6 +1,7 @@
-//! The upstream HTTP client: hyper's pooled client over TCP, TLS with rustls and the platform's
-//! trust store, HTTP/1.1 or HTTP/2 as ALPN settles, and proxies from the environment
-//! (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl reads them).
+//! The upstream HTTP client: hyper's connections over TCP, TLS with rustls and the platform's
+//! trust store, HTTP/1.1 or HTTP/2 as ALPN settles, kept open between requests (`pool.rs`), and
+//! proxies from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, as curl
+//! reads them).
 //!
 //! It sits on hyper directly rather than on a general-purpose client because a provider call
 //! needs none of the extras (redirects, cookies, decompression) and their layers cost more per
@@ -24,8 +25,8 @@ use http::uri::Scheme;
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::TrySendError;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::Matcher;
@@ -33,22 +34,20 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tower_service::Service;
 
+use super::pool::{Conn, Origin, Pool, RequestBody};
 use crate::memo::Recent;
 use crate::secret::Secret;
 
 /// An upstream's response; its body is read with [`body_bytes`] or [`body_stream`].
-pub type Response = http::Response<Incoming>;
+pub type Response = http::Response<ResponseBody>;
 
 /// A response body as a stream of data chunks (trailers are skipped).
-pub type BodyStream = BodyDataStream<Incoming>;
+pub type BodyStream = BodyDataStream<ResponseBody>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USER_AGENT: HeaderValue =
     HeaderValue::from_static(concat!("ferrogate/", env!("CARGO_PKG_VERSION")));
-
-/// How long an unused pooled connection is kept open.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A pooled HTTP client (a reference-counted handle: cheap to clone).
 #[derive(Clone)]
@@ -57,7 +56,8 @@ pub struct HttpClient {
 }
 
 struct Inner {
-    client: Client<hyper_rustls::HttpsConnector<Connector>, Full<Bytes>>,
+    connector: hyper_rustls::HttpsConnector<Connector>,
+    pool: Pool,
     /// Present only when a proxy variable is set, so the usual case checks nothing per request.
     proxies: Option<Arc<Matcher>>,
 }
@@ -89,13 +89,12 @@ impl HttpClient {
                 tcp,
                 proxies: proxies.clone(),
             });
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
         Ok(HttpClient {
-            inner: Arc::new(Inner { client, proxies }),
+            inner: Arc::new(Inner {
+                connector,
+                pool: Pool::default(),
+                proxies,
+            }),
         })
     }
 
@@ -159,7 +158,7 @@ fn proxies_from_env() -> Option<Arc<Matcher>> {
 /// A request being built; see the module documentation.
 pub struct RequestBuilder {
     client: HttpClient,
-    request: Result<Request<Full<Bytes>>, String>,
+    request: Result<Request<RequestBody>, String>,
     /// `Host` for a plain-HTTP URL ([`host_header`]).
     host: Option<HeaderValue>,
 }
@@ -236,20 +235,16 @@ impl RequestBuilder {
         self
     }
 
-    /// Sends the request and waits for the response head. No deadline here: callers bound the
-    /// whole exchange with theirs.
+    /// Sends the request and waits for the response head, on an open connection to the origin
+    /// if the pool has one, else on a new one. No deadline here: callers bound the whole
+    /// exchange with theirs.
     pub async fn send(self) -> Result<Response, SendError> {
         let mut request = self.request.map_err(SendError::InvalidRequest)?;
-        let host = self.host;
         let headers = request.headers_mut();
         if !headers.contains_key(http::header::USER_AGENT) {
             headers.insert(http::header::USER_AGENT, USER_AGENT);
         }
-        // hyper would add it too, but by formatting host and port on every request.
-        if let Some(host) = host {
-            headers.entry(http::header::HOST).or_insert(host);
-        }
-        let inner = &self.client.inner;
+        let inner = self.client.inner;
         if let Some(proxies) = &inner.proxies
             && request.uri().scheme() == Some(&Scheme::HTTP)
             && let Some(mut auth) = proxies
@@ -262,11 +257,211 @@ impl RequestBuilder {
                 .headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth);
         }
-        inner
-            .client
-            .request(request)
+        // `request` checked both when it was built.
+        let (Some(scheme), Some(authority)) = (request.uri().scheme(), request.uri().authority())
+        else {
+            return Err(SendError::InvalidRequest(
+                "the upstream URL is not absolute".into(),
+            ));
+        };
+        let origin = (scheme.clone(), authority.clone());
+        let uri = request.uri().clone();
+        // A pooled connection the upstream has closed since gives the request back unsent: it
+        // goes on the next one, or on a new connection.
+        while let Some(conn) = inner.pool.checkout(&origin) {
+            match inner
+                .send_on(conn, &origin, request, self.host.as_ref())
+                .await
+            {
+                Ok(response) => return Ok(response),
+                Err(Attempt::Unsent(mut unsent, _)) => {
+                    *unsent.uri_mut() = uri.clone();
+                    request = *unsent;
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+            }
+        }
+        // Boxed: a connection's handshake (HTTP/2's above all) is a large future, and inline it
+        // would make every request's future that size, copied whole each time it moves.
+        let conn = Box::pin(inner.connect(&origin, uri)).await?;
+        match inner
+            .send_on(conn, &origin, request, self.host.as_ref())
             .await
-            .map_err(SendError::Transport)
+        {
+            Ok(response) => Ok(response),
+            Err(Attempt::Unsent(_, e)) => Err(SendError::Http(e)),
+            Err(Attempt::Failed(e)) => Err(e),
+        }
+    }
+}
+
+/// How sending on one connection failed.
+enum Attempt {
+    /// Nothing was sent (the connection had closed): the request may go on another.
+    Unsent(Box<Request<RequestBody>>, hyper::Error),
+    Failed(SendError),
+}
+
+impl Inner {
+    /// Opens a connection to `origin` (whose URL is `uri`): HTTP/2 if TLS settled on it, which
+    /// the pool then shares, else HTTP/1. The connection's task runs on the calling runtime.
+    async fn connect(&self, origin: &Origin, uri: Uri) -> Result<Conn, SendError> {
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(SendError::Connect)?;
+        let io = connector.call(uri).await.map_err(SendError::Connect)?;
+        let connected = io.connected();
+        if connected.is_negotiated_h2() {
+            let (sender, connection) =
+                hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .handshake(io)
+                    .await
+                    .map_err(|e| SendError::Connect(e.into()))?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "upstream HTTP/2 connection closed");
+                }
+            });
+            self.pool.put_h2(origin.clone(), sender.clone());
+            return Ok(Conn::H2(sender));
+        }
+        let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| SendError::Connect(e.into()))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "upstream HTTP/1 connection closed");
+            }
+        });
+        Ok(Conn::H1 {
+            sender,
+            proxied: connected.is_proxied(),
+        })
+    }
+
+    /// Sends `request` on `conn`; an HTTP/1 connection goes back to the pool with the response
+    /// body ([`ResponseBody`]).
+    async fn send_on(
+        self: &Arc<Self>,
+        conn: Conn,
+        origin: &Origin,
+        mut request: Request<RequestBody>,
+        host: Option<&HeaderValue>,
+    ) -> Result<Response, Attempt> {
+        let (mut sender, proxied) = match conn {
+            Conn::H2(mut sender) => {
+                // HTTP/2 takes the URL whole (`:scheme`, `:authority`, `:path`) and no `Host`.
+                return match sender.try_send_request(request).await {
+                    Ok(response) => Ok(response.map(|body| ResponseBody {
+                        inner: body,
+                        release: None,
+                    })),
+                    Err(e) => Err(unsent_or_failed(e)),
+                };
+            }
+            Conn::H1 { sender, proxied } => (sender, proxied),
+        };
+        if let Some(host) = host {
+            request
+                .headers_mut()
+                .entry(http::header::HOST)
+                .or_insert_with(|| host.clone());
+        }
+        if !proxied {
+            origin_form(request.uri_mut());
+        }
+        // A connection back in the pool may still be finishing its last exchange (reading off
+        // the rest of a body nobody read): wait for it, or learn that it closed.
+        if let Err(e) = sender.ready().await {
+            return Err(Attempt::Unsent(Box::new(request), e));
+        }
+        match sender.try_send_request(request).await {
+            Ok(response) => {
+                let release = Release {
+                    client: self.clone(),
+                    origin: origin.clone(),
+                    sender,
+                    proxied,
+                };
+                Ok(response.map(|body| ResponseBody {
+                    inner: body,
+                    release: Some(release),
+                }))
+            }
+            Err(e) => Err(unsent_or_failed(e)),
+        }
+    }
+}
+
+fn unsent_or_failed(mut e: TrySendError<Request<RequestBody>>) -> Attempt {
+    match e.take_message() {
+        Some(request) => Attempt::Unsent(Box::new(request), e.into_error()),
+        None => Attempt::Failed(SendError::Http(e.into_error())),
+    }
+}
+
+/// The path and query of `uri` only, as HTTP/1 sends it to an origin server.
+fn origin_form(uri: &mut Uri) {
+    *uri = match uri.path_and_query() {
+        Some(path) if path.as_str() != "/" => Uri::from(path.clone()),
+        _ => Uri::from_static("/"),
+    };
+}
+
+/// An upstream response's body. The HTTP/1 connection it came on goes back to the pool when it
+/// is dropped, unless reading it failed (the connection is then broken).
+pub struct ResponseBody {
+    inner: Incoming,
+    release: Option<Release>,
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("inner", &self.inner)
+            .field("pooled", &self.release.is_some())
+            .finish()
+    }
+}
+
+struct Release {
+    client: Arc<Inner>,
+    origin: Origin,
+    sender: hyper::client::conn::http1::SendRequest<RequestBody>,
+    proxied: bool,
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(r) = self.release.take() {
+            r.client.pool.put_h1(r.origin, r.sender, r.proxied);
+        }
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.release = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -298,14 +493,10 @@ fn parse_url(url: &str) -> Result<ParsedUrl, String> {
     })
 }
 
-/// `Host` for a plain-HTTP URI: its authority as written (`host` or `host:port`), unless it
-/// holds credentials (`user:pass@host`), which must not go into a header. Over TLS the
-/// connection may turn out HTTP/2, which carries the authority in `:authority` instead: hyper
-/// decides there.
+/// `Host` for an HTTP/1 request to `uri`: its authority as written (`host` or `host:port`),
+/// unless it holds credentials (`user:pass@host`), which must not go into a header (nor does it
+/// go on HTTP/2, which carries the authority in `:authority`).
 fn host_header(uri: &Uri) -> Option<HeaderValue> {
-    if uri.scheme() != Some(&Scheme::HTTP) {
-        return None;
-    }
     let authority = uri.authority()?.as_str();
     if authority.contains('@') {
         return None;
@@ -319,14 +510,19 @@ pub enum SendError {
     /// The request could not be built (an invalid URL or header); nothing was sent.
     #[error("{0}")]
     InvalidRequest(String),
-    #[error(transparent)]
-    Transport(hyper_util::client::legacy::Error),
+    /// No connection could be made (refused, unresolvable, timed out, TLS handshake, proxy
+    /// refused).
+    #[error("cannot connect")]
+    Connect(#[source] BoxError),
+    /// The connection failed during the exchange.
+    #[error("the connection failed")]
+    Http(#[source] hyper::Error),
 }
 
 impl SendError {
     /// The connection could not be made (refused, unresolvable, TLS handshake, proxy refused).
     pub fn is_connect(&self) -> bool {
-        matches!(self, SendError::Transport(e) if e.is_connect())
+        matches!(self, SendError::Connect(_))
     }
 
     /// Somewhere in the chain, an operation timed out (the connect timeout, mostly).
@@ -346,7 +542,7 @@ impl SendError {
 }
 
 /// Reads a whole response body.
-pub async fn body_bytes(body: Incoming) -> Result<Bytes, hyper::Error> {
+pub async fn body_bytes(body: ResponseBody) -> Result<Bytes, hyper::Error> {
     Ok(body.collect().await?.to_bytes())
 }
 
@@ -571,7 +767,7 @@ mod tests {
             let other = format!("https://h{i}.example/v1/x?key={i}");
             let parsed = parse_url(&other).unwrap();
             assert_eq!(parsed.uri.to_string(), other);
-            assert!(parsed.host.is_none(), "Host is hyper's to set over TLS");
+            assert_eq!(parsed.host.unwrap(), format!("h{i}.example").as_str());
         }
         URLS.with_borrow(|kept| assert_eq!(kept.len(), 16));
         // Replaced by then, and parsed again the same.
@@ -586,6 +782,167 @@ mod tests {
                 .host
                 .is_none()
         );
+    }
+
+    /// An HTTP/1 server on 127.0.0.1 that answers each request on a connection with `answer`
+    /// (given the connection's and the request's numbers, from 1), then does what it returns;
+    /// it counts the connections it accepted.
+    async fn counting_server(
+        answer: impl Fn(usize, usize) -> (String, AfterAnswer) + Send + Sync + 'static,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/things", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let conn = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    for request in 1.. {
+                        while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
+                            match sock.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let end = String::from_utf8_lossy(&seen).find("\r\n\r\n").unwrap() + 4;
+                        seen.drain(..end);
+                        let (response, after) = answer(conn, request);
+                        if sock.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        match after {
+                            AfterAnswer::KeepOpen => {}
+                            AfterAnswer::Close => return,
+                            AfterAnswer::Hang => {
+                                tokio::time::sleep(Duration::from_secs(30)).await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    enum AfterAnswer {
+        KeepOpen,
+        Close,
+        Hang,
+    }
+
+    fn ok(body: &str) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn origin_of(url: &str) -> Origin {
+        let uri: Uri = url.parse().unwrap();
+        (
+            uri.scheme().unwrap().clone(),
+            uri.authority().unwrap().clone(),
+        )
+    }
+
+    async fn get_text(client: &HttpClient, url: &str) -> Result<String, String> {
+        let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+        let body = body_bytes(response.into_body())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn requests_one_after_another_share_one_connection() {
+        let (url, accepted) =
+            counting_server(|conn, req| (ok(&format!("{conn}.{req}")), AfterAnswer::KeepOpen))
+                .await;
+        let client = client();
+        for expected in ["1.1", "1.2", "1.3"] {
+            assert_eq!(get_text(&client, &url).await.unwrap(), expected);
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, false));
+
+        // Two at once need two connections; both are kept for the requests that follow.
+        let (a, b) = tokio::join!(get_text(&client, &url), get_text(&client, &url));
+        let mut got = [a.unwrap(), b.unwrap()];
+        got.sort();
+        assert_eq!(got, ["1.4", "2.1"]);
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (2, false));
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_not_used_again() {
+        // Each connection answers once, then the server closes it (as an upstream does when its
+        // keep-alive timeout passes).
+        let (url, accepted) =
+            counting_server(|conn, _| (ok(&conn.to_string()), AfterAnswer::Close)).await;
+        let client = client();
+        for expected in ["1", "2", "3"] {
+            assert_eq!(get_text(&client, &url).await.unwrap(), expected);
+            // The client notices the close while the connection is idle.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (0, false));
+    }
+
+    #[tokio::test]
+    async fn a_body_left_unread_does_not_reach_the_next_request() {
+        // The first answer promises more body than it sends and the server then goes quiet: a
+        // caller that drops the body must not leave the rest to be read as the next answer.
+        let (url, accepted) = counting_server(|conn, req| match (conn, req) {
+            (1, 1) => (
+                "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial".to_string(),
+                AfterAnswer::Hang,
+            ),
+            _ => (ok(&format!("{conn}.{req}")), AfterAnswer::KeepOpen),
+        })
+        .await;
+        let client = client();
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        drop(response);
+        assert_eq!(get_text(&client, &url).await.unwrap(), "2.1");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // A body read to its end leaves its connection to the next request, even when the
+        // caller stops before the end of the stream is seen.
+        let response = client.get(&url).send().await.unwrap();
+        let mut frames = body_stream(response);
+        use futures_util::StreamExt;
+        assert_eq!(frames.next().await.unwrap().unwrap(), "2.2");
+        drop(frames);
+        assert_eq!(get_text(&client, &url).await.unwrap(), "2.3");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_breaks_is_an_error_and_its_connection_is_dropped() {
+        let (url, accepted) = counting_server(|conn, _| match conn {
+            1 => (
+                "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\ncut short".to_string(),
+                AfterAnswer::Close,
+            ),
+            _ => (ok("whole"), AfterAnswer::KeepOpen),
+        })
+        .await;
+        let client = client();
+        let err = get_text(&client, &url).await.unwrap_err();
+        assert!(!err.is_empty());
+        assert_eq!(get_text(&client, &url).await.unwrap(), "whole");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

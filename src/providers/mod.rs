@@ -11,6 +11,7 @@ pub mod gemini;
 pub mod google_auth;
 pub mod http_client;
 pub mod openai;
+pub mod pool;
 pub mod presets;
 pub mod stream;
 pub mod transport;

@@ -217,14 +217,12 @@ pub fn transport_error(call: &Call<'_>, err: SendError) -> GatewayError {
     GatewayError::new(kind_and_message.0, kind_and_message.1).with_provider(provider.clone())
 }
 
-/// What went wrong, innermost causes included. hyper's own outer layer ("client error
-/// (Connect)") says less than its causes, so the chain starts below it.
+/// What went wrong, innermost causes included. The client's own outer layer ("cannot connect")
+/// says less than its causes, so the chain starts below it.
 pub fn send_error_detail(err: &SendError) -> String {
     match err {
-        SendError::Transport(e) => match std::error::Error::source(e) {
-            Some(cause) => error_chain(cause),
-            None => e.to_string(),
-        },
+        SendError::Connect(e) => error_chain(e.as_ref()),
+        SendError::Http(e) => error_chain(e),
         SendError::InvalidRequest(why) => why.clone(),
     }
 }
