@@ -122,10 +122,22 @@ http {{
     fastcgi_temp_path {work}/fastcgi;
     uwsgi_temp_path {work}/uwsgi;
     scgi_temp_path {work}/scgi;
+    log_format conn '$connection $server_protocol $request_method $uri $status';
     server {{
         listen 127.0.0.1:{port} ssl http2;
         ssl_certificate {cert};
         ssl_certificate_key {key};
+        location / {{
+            proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_buffering off;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{port_h1} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        access_log {work}/access_h1.log conn;
         location / {{
             proxy_pass {upstream};
             proxy_http_version 1.1;
@@ -137,17 +149,28 @@ http {{
 
 
 class TlsFront:
-    """nginx terminating TLS (HTTP/1.1 and HTTP/2 by ALPN) in front of a plain-HTTP upstream."""
+    """nginx terminating TLS in front of a plain-HTTP upstream: at ``url`` with HTTP/1.1 and HTTP/2 by
+    ALPN, at ``url_h1`` with HTTP/1.1 only."""
 
-    def __init__(self, url: str, ca: ThrowawayCA, access_log: str) -> None:
+    def __init__(self, url: str, url_h1: str, ca: ThrowawayCA, work: str) -> None:
         self.url = url
+        self.url_h1 = url_h1
         self.ca = ca
-        self.access_log = access_log
+        self.work = work
+
+    def _lines(self, name: str) -> list[str]:
+        with open(os.path.join(self.work, name)) as f:
+            return [line.strip() for line in f if line.strip()]
 
     def requests(self) -> list[str]:
-        """Access log lines: ``<protocol> <method> <path> <status>``."""
-        with open(self.access_log) as f:
-            return [line.strip() for line in f if line.strip()]
+        """Access log lines of ``url``: ``<protocol> <method> <path> <status>``."""
+        return self._lines("access.log")
+
+    def requests_h1(self) -> list[tuple[str, str]]:
+        """Access log lines of ``url_h1``: (nginx's connection number, ``<protocol> <method> <path> <status>``)."""
+        if not os.path.exists(os.path.join(self.work, "access_h1.log")):
+            return []
+        return [(line.split(" ", 1)[0], line.split(" ", 1)[1]) for line in self._lines("access_h1.log")]
 
 
 @contextmanager
@@ -155,16 +178,20 @@ def nginx_tls(upstream: str) -> Iterator[TlsFront]:
     work = tempfile.mkdtemp(prefix="ferrogate-nginx-")
     try:
         ca = ThrowawayCA(work)
-        port = _free_port()
+        port, port_h1 = _free_port(), _free_port()
+        while port_h1 == port:
+            port_h1 = _free_port()
         conf = os.path.join(work, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(_NGINX_TLS_CONF.format(work=work, port=port, cert=ca.cert, key=ca.key, upstream=upstream))
+            f.write(_NGINX_TLS_CONF.format(work=work, port=port, port_h1=port_h1, cert=ca.cert, key=ca.key,
+                                           upstream=upstream))
         log = os.path.join(work, "stderr.log")
         with open(log, "wb") as out:
             proc = subprocess.Popen([_tool("nginx"), "-p", work, "-c", conf], stdout=out, stderr=out)
         try:
             _wait_port(port, proc, "nginx", log)
-            yield TlsFront(f"https://localhost:{port}", ca, os.path.join(work, "access.log"))
+            _wait_port(port_h1, proc, "nginx", log)
+            yield TlsFront(f"https://localhost:{port}", f"https://localhost:{port_h1}", ca, work)
         finally:
             _stop(proc)
     finally:

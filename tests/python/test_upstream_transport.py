@@ -5,6 +5,7 @@ HTTP_PROXY, with NO_PROXY honoured. Driven through `ferrogate serve` with the `o
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,23 @@ def test_https_upstream_over_http2_trusting_ssl_cert_file(tls_front: TlsFront, s
     assert streamed(client, "secure/gpt-4o-mini", "streamed over tls") == "You said: streamed over tls"
     # Both went through nginx, over HTTP/2 (offered by ALPN and chosen by nginx).
     assert tls_front.requests()[seen:] == ["HTTP/2.0 POST /v1/chat/completions 200"] * 2
+
+
+def test_https_upstream_over_http1_keeps_its_connection_open(tls_front: TlsFront, serve: Any) -> None:
+    _, client = serve({"secure": {"api": "openai", "base_url": f"{tls_front.url_h1}/v1", "api_key": MOCK_KEY}},
+                      {"SSL_CERT_FILE": tls_front.ca.ca_cert})
+    seen = len(tls_front.requests_h1())
+    assert chat(client, "secure/gpt-4o-mini", "one") == "You said: one"
+    assert streamed(client, "secure/gpt-4o-mini", "two") == "You said: two"
+    assert chat(client, "secure/gpt-4o-mini", "three") == "You said: three"
+    deadline = time.monotonic() + 5
+    while len(tls_front.requests_h1()) < seen + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # nginx logs a request once it has sent the whole response
+    got = tls_front.requests_h1()[seen:]
+    # HTTP/1.1 with a Host header (nginx answers 400 without one), and one TLS connection for the
+    # three: the gateway keeps it open between requests.
+    assert [line for _, line in got] == ["HTTP/1.1 POST /v1/chat/completions 200"] * 3
+    assert len({connection for connection, _ in got}) == 1, got
 
 
 def test_untrusted_certificate_is_refused_with_a_clear_error(
