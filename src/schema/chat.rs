@@ -151,6 +151,19 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role a wire name stands for (as deserializing reads it), if it is one.
+    pub fn from_name(name: &str) -> Option<Role> {
+        Some(match name {
+            "system" => Role::System,
+            "developer" => Role::Developer,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
+            "function" => Role::Function,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",

@@ -6,8 +6,11 @@ mod chat;
 mod content;
 mod embeddings;
 pub(crate) mod extra;
+mod json_scan;
 mod models;
 mod raw;
+#[cfg(test)]
+mod raw_oracle;
 mod raw_stream;
 mod stream;
 

@@ -9,9 +9,8 @@
 //! that does.
 
 use bytes::Bytes;
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 
+use super::json_scan::{Invalid, Scan, Scanner, once};
 use super::{ChatResponse, FinishReason, Role, Usage};
 
 /// A chat completion as the upstream sent it (OpenAI JSON), and what the gateway reads from it.
@@ -33,86 +32,126 @@ pub enum ChatReply {
 
 /// What an answer is checked for before it is passed on unparsed: every field that the parsed
 /// form requires, or fills in when absent, is there with the type the parsed form reads it as,
-/// at the top level and in each choice and message (the rest is passed on as is either way, as
-/// unknown fields are); so the bytes passed on say what parsing and encoding them again would,
-/// give or take layout and explicit nulls. The token counts inside `usage` are read but not
-/// required. Anything else (a string with escapes where a borrowed one is read, a checked field
-/// given twice, an `error` field) fails the check and takes the parsing path, which handles
-/// everything and reports what is wrong. The top level is the same for a streamed chunk, whose
-/// choices (`C`) differ (`raw_stream.rs`).
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "C: Deserialize<'de>"))]
-#[allow(dead_code)] // the fields are read to be checked, not used
-pub(super) struct Checked<'a, C> {
-    #[serde(borrow)]
-    id: &'a str,
-    #[serde(borrow)]
-    object: &'a str,
-    created: u64,
-    #[serde(borrow)]
-    model: &'a str,
+/// at the top level and in each choice and message (the rest is validated and passed on as is
+/// either way, as unknown fields are); so the bytes passed on say what parsing and encoding them
+/// again would, give or take layout and explicit nulls. The token counts inside `usage` are read
+/// but not required. Anything else (a string with escapes where a plain one is read, a checked
+/// field given twice, an `error` field) fails the check and takes the parsing path, which
+/// handles everything and reports what is wrong. The top level is the same for a streamed
+/// chunk, whose choices (`C`, read by `choice`) differ (`raw_stream.rs`).
+pub(super) struct TopLevel<C> {
     pub(super) choices: Vec<C>,
     pub(super) usage: Option<Usage>,
-    /// A mid-stream failure (or an answer that is one): `default` makes an absent one `false`.
-    #[serde(default, deserialize_with = "present")]
-    pub(super) error: bool,
 }
 
-/// A field that is there, whatever its value.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    IgnoredAny::deserialize(d)?;
-    Ok(true)
+pub(super) fn check_top_level<'a, C>(
+    text: &'a str,
+    mut choice: impl FnMut(&mut Scanner<'a>) -> Scan<C>,
+) -> Scan<TopLevel<C>> {
+    let mut s = Scanner::new(text);
+    let (mut id, mut object, mut created, mut model) = (None, None, None, None);
+    let (mut choices, mut usage) = (None, None);
+    s.object(|s, key| match key {
+        "id" => once(&mut id, s.plain_str()?),
+        "object" => once(&mut object, s.plain_str()?),
+        "created" => once(&mut created, s.u64()?),
+        "model" => once(&mut model, s.plain_str()?),
+        "choices" => {
+            let mut list = Vec::new();
+            s.array(|s| {
+                list.push(choice(s)?);
+                Ok(())
+            })?;
+            once(&mut choices, list)
+        }
+        // Read as the parsed form reads it (it appears once per answer or stream).
+        "usage" => {
+            let read = if s.null()? {
+                None
+            } else {
+                Some(serde_json::from_str::<Usage>(s.value_text()?).map_err(|_| Invalid)?)
+            };
+            once(&mut usage, read)
+        }
+        // A mid-stream failure (or an answer that is one), whatever its value.
+        "error" => Err(Invalid),
+        _ => s.skip(),
+    })?;
+    s.end()?;
+    if id.is_none() || object.is_none() || created.is_none() || model.is_none() {
+        return Err(Invalid);
+    }
+    Ok(TopLevel {
+        choices: choices.ok_or(Invalid)?,
+        usage: usage.flatten(),
+    })
 }
 
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct CheckedChoice {
-    index: u32,
-    message: CheckedMessage,
-    #[serde(deserialize_with = "nullable")]
-    finish_reason: Option<FinishReason>,
-    #[serde(deserialize_with = "nullable")]
-    logprobs: Option<IgnoredAny>,
+/// A field that must be there and may be null, read by `read` when it is not.
+pub(super) fn nullable<'a, T>(
+    s: &mut Scanner<'a>,
+    read: impl FnOnce(&mut Scanner<'a>) -> Scan<T>,
+) -> Scan<Option<T>> {
+    if s.null()? {
+        Ok(None)
+    } else {
+        read(s).map(Some)
+    }
 }
 
-/// The content and tool calls of a message pass through unread.
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct CheckedMessage {
-    role: Role,
-    #[serde(deserialize_with = "nullable")]
-    content: Option<IgnoredAny>,
+pub(super) fn finish_reason(s: &mut Scanner<'_>) -> Scan<FinishReason> {
+    s.plain_str().map(FinishReason::parse)
 }
 
-/// A field that must be present, and may be null: with `deserialize_with`, an absent field is an
-/// error (a plain `Option` field is read as `None` when absent).
-pub(super) fn nullable<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d)
+pub(super) fn role(s: &mut Scanner<'_>) -> Scan<Role> {
+    s.plain_str()
+        .and_then(|name| Role::from_name(name).ok_or(Invalid))
+}
+
+pub(super) fn index(s: &mut Scanner<'_>) -> Scan<u32> {
+    u32::try_from(s.u64()?).map_err(|_| Invalid)
+}
+
+/// A choice of an answer: its `index`, `message` (with a known `role` and a `content`, which
+/// may be null), `finish_reason` and `logprobs` (both may be null) are required; gives the
+/// finish reason.
+fn answer_choice(s: &mut Scanner<'_>) -> Scan<Option<FinishReason>> {
+    let (mut at, mut message, mut finish, mut logprobs) = (None, None, None, None);
+    s.object(|s, key| match key {
+        "index" => once(&mut at, index(s)?),
+        "message" => {
+            let (mut role_read, mut content) = (None, None);
+            s.object(|s, key| match key {
+                "role" => once(&mut role_read, role(s)?),
+                "content" => once(&mut content, s.skip()?),
+                _ => s.skip(),
+            })?;
+            if role_read.is_none() || content.is_none() {
+                return Err(Invalid);
+            }
+            once(&mut message, ())
+        }
+        "finish_reason" => once(&mut finish, nullable(s, finish_reason)?),
+        "logprobs" => once(&mut logprobs, s.skip()?),
+        _ => s.skip(),
+    })?;
+    if at.is_none() || message.is_none() || logprobs.is_none() {
+        return Err(Invalid);
+    }
+    finish.ok_or(Invalid)
 }
 
 impl RawChatResponse {
     /// Keeps `body` as it is if it is a complete OpenAI chat completion (see `Checked`);
     /// `None` if it is not, and it must be parsed (which also reports what is wrong with it).
     pub fn check(body: &Bytes) -> Option<RawChatResponse> {
-        // UTF-8 checked over the whole body, not string by string: content is skipped unread,
-        // and serde_json does not check what it skips.
+        // UTF-8 checked over the whole body at once: the scanner reads a `str`.
         let text = std::str::from_utf8(body).ok()?;
-        let checked: Checked<'_, CheckedChoice> = serde_json::from_str(text).ok()?;
-        if checked.error {
-            return None;
-        }
-        // Into a new vector: collected in place, the choices' buffer would be shrunk to fit
-        // with a reallocation, which costs more than a fresh small one.
-        let mut finish_reasons = Vec::with_capacity(checked.choices.len());
-        finish_reasons.extend(checked.choices.into_iter().map(|c| c.finish_reason));
+        let checked = check_top_level(text, answer_choice).ok()?;
         Some(RawChatResponse {
             body: body.clone(),
             usage: checked.usage,
-            finish_reasons,
+            finish_reasons: checked.choices,
         })
     }
 
@@ -142,6 +181,34 @@ mod tests {
     fn parsed_then_encoded(body: &[u8]) -> Value {
         let parsed: ChatResponse = serde_json::from_slice(body).unwrap();
         serde_json::to_value(&parsed).unwrap()
+    }
+
+    #[test]
+    fn accepts_nothing_serde_would_not_and_reads_what_serde_reads() {
+        use crate::schema::raw_oracle;
+        let fixture = String::from_utf8(fixture().to_vec()).unwrap();
+        let compact =
+            serde_json::to_string(&serde_json::from_str::<Value>(&fixture).unwrap()).unwrap();
+        let (mut accepted, mut refused_too) = (0, 0);
+        for text in [fixture.clone(), compact]
+            .iter()
+            .flat_map(|t| std::iter::once(t.clone()).chain(raw_oracle::corruptions(t)))
+        {
+            let body = Bytes::from(text.clone());
+            match RawChatResponse::check(&body) {
+                Some(raw) => {
+                    accepted += 1;
+                    let oracle = raw_oracle::answer(&text)
+                        .unwrap_or_else(|| panic!("serde refuses what the scanner took: {text}"));
+                    assert_eq!((raw.usage, raw.finish_reasons), oracle, "{text}");
+                }
+                // Refusing more than serde is allowed (the parsing path takes it), but rare.
+                None if raw_oracle::answer(&text).is_some() => refused_too += 1,
+                None => {}
+            }
+        }
+        assert!(accepted > 100, "{accepted}");
+        assert!(refused_too * 20 < accepted, "{refused_too} of {accepted}");
     }
 
     #[test]

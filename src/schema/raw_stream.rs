@@ -8,11 +8,10 @@
 //! to anything that needs it.
 
 use bytes::Bytes;
-use serde::Deserialize;
-use serde::de::{IgnoredAny, Visitor};
 
-use super::raw::Checked;
-use super::{ChatChunk, FinishReason, Role, Usage};
+use super::json_scan::{Invalid, Scan, Scanner, once};
+use super::raw;
+use super::{ChatChunk, FinishReason, Usage};
 
 /// A chunk as the upstream sent it (the JSON of one `data:` event), and what the gateway reads
 /// from it.
@@ -49,48 +48,56 @@ pub struct StreamSummary {
     pub finish_reasons: Vec<Option<FinishReason>>,
 }
 
-/// What a chunk's choices are checked for before it is passed on unparsed (its top level is
-/// checked as a complete answer's, `raw::Checked`): every field the parsed form requires or fills
-/// in when absent is there, with the type the parsed form reads it as. The delta is read for its
-/// role and whether it carries a token; its content and tool calls pass through unread. A chunk
-/// carrying `error` (a mid-stream failure) always takes the parsing path, which turns it into an
-/// error.
-#[derive(Deserialize)]
-#[allow(dead_code)]
+/// A chunk's choice as it is checked before the chunk is passed on unparsed (its top level is
+/// checked as a complete answer's, `raw::check_top_level`): `index`, `delta`, `finish_reason`
+/// and `logprobs` are required (the last two may be null), as the parsed form requires or fills
+/// them in. The delta is read for its role (a known one, if any) and whether it carries a token
+/// (content text, which must be a string if not null, or tool calls); the rest passes through
+/// validated but unread.
 struct CheckedChoice {
     index: u32,
-    delta: CheckedDelta,
-    #[serde(deserialize_with = "super::raw::nullable")]
     finish_reason: Option<FinishReason>,
-    #[serde(deserialize_with = "super::raw::nullable")]
-    logprobs: Option<IgnoredAny>,
+    has_token: bool,
 }
 
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct CheckedDelta {
-    role: Option<Role>,
-    content: Option<NonEmpty>,
-    tool_calls: Option<IgnoredAny>,
-}
-
-/// A string, read for whether it is empty, without being copied.
-struct NonEmpty(bool);
-
-impl<'de> Deserialize<'de> for NonEmpty {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl Visitor<'_> for Text {
-            type Value = NonEmpty;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<NonEmpty, E> {
-                Ok(NonEmpty(!s.is_empty()))
-            }
-        }
-        d.deserialize_str(Text)
+fn chunk_choice(s: &mut Scanner<'_>) -> Scan<CheckedChoice> {
+    let (mut at, mut delta, mut finish, mut logprobs) = (None, None, None, None);
+    s.object(|s, key| match key {
+        "index" => once(&mut at, raw::index(s)?),
+        "delta" => once(&mut delta, delta_has_token(s)?),
+        "finish_reason" => once(&mut finish, raw::nullable(s, raw::finish_reason)?),
+        "logprobs" => once(&mut logprobs, s.skip()?),
+        _ => s.skip(),
+    })?;
+    match (at, delta, finish, logprobs) {
+        (Some(index), Some(has_token), Some(finish_reason), Some(())) => Ok(CheckedChoice {
+            index,
+            finish_reason,
+            has_token,
+        }),
+        _ => Err(Invalid),
     }
+}
+
+/// Whether a delta carries a token ([`ChatChunk::has_token`]): content text, or tool calls.
+fn delta_has_token(s: &mut Scanner<'_>) -> Scan<bool> {
+    let (mut role, mut text, mut tool_calls) = (None, None, None);
+    s.object(|s, key| match key {
+        "role" => once(&mut role, raw::nullable(s, raw::role)?),
+        "content" => once(
+            &mut text,
+            raw::nullable(s, |s| s.any_str().map(|empty| !empty))?,
+        ),
+        "tool_calls" => {
+            let present = !s.null()?;
+            if present {
+                s.skip()?;
+            }
+            once(&mut tool_calls, present)
+        }
+        _ => s.skip(),
+    })?;
+    Ok(text.flatten().unwrap_or(false) || tool_calls.unwrap_or(false))
 }
 
 impl RawChunk {
@@ -103,24 +110,16 @@ impl RawChunk {
         if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
             return Err(data);
         }
-        let Ok(checked) = serde_json::from_str::<Checked<'_, CheckedChoice>>(text) else {
+        let Ok(checked) = raw::check_top_level(text, chunk_choice) else {
             return Err(data);
         };
-        if checked.error {
-            return Err(data);
-        }
-        let mut has_token = false;
-        let mut finished = Vec::new();
-        for c in &checked.choices {
-            has_token |=
-                c.delta.content.as_ref().is_some_and(|t| t.0) || c.delta.tool_calls.is_some();
-        }
+        let has_token = checked.choices.iter().any(|c| c.has_token);
         let choices = checked.choices.len();
-        for c in checked.choices {
-            if let Some(reason) = c.finish_reason {
-                finished.push((c.index, reason));
-            }
-        }
+        let finished = checked
+            .choices
+            .into_iter()
+            .filter_map(|c| Some((c.index, c.finish_reason?)))
+            .collect();
         let usage = checked.usage.map(Box::new);
         let start = text.as_ptr() as usize - data.as_ptr() as usize;
         let end = start + text.len();
@@ -217,6 +216,54 @@ mod tests {
                          "finish_reason": null, "logprobs": null}],
             "system_fingerprint": "fp", "service_tier": "default"
         })
+    }
+
+    #[test]
+    fn accepts_nothing_serde_would_not_and_reads_what_serde_reads() {
+        use crate::schema::raw_oracle;
+        let stream = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/openai/stream_tool_call.sse"
+        ))
+        .unwrap();
+        let mut chunks: Vec<String> = stream
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter(|d| d.starts_with('{'))
+            .map(str::to_string)
+            .collect();
+        chunks.push(complete().to_string());
+        chunks.push(
+            json!({"id": "c", "object": "chat.completion.chunk", "created": 2, "model": "m",
+                   "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 7,
+                   "total_tokens": 12, "prompt_tokens_details": {"cached_tokens": 1}}})
+            .to_string(),
+        );
+        assert!(chunks.len() >= 4);
+        let (mut accepted, mut refused_too) = (0, 0);
+        for text in chunks
+            .iter()
+            .flat_map(|t| std::iter::once(t.clone()).chain(raw_oracle::corruptions(t)))
+        {
+            match RawChunk::check(text.clone()) {
+                Ok(raw) => {
+                    accepted += 1;
+                    let oracle = raw_oracle::chunk(&text)
+                        .unwrap_or_else(|| panic!("serde refuses what the scanner took: {text}"));
+                    let usage = raw.usage.map(|u| *u);
+                    assert_eq!(
+                        (usage, raw.finished, raw.has_token, raw.choices),
+                        oracle,
+                        "{text}"
+                    );
+                }
+                // Refusing more than serde is allowed (the parsing path takes it), but rare.
+                Err(_) if raw_oracle::chunk(&text).is_some() => refused_too += 1,
+                Err(_) => {}
+            }
+        }
+        assert!(accepted > 100, "{accepted}");
+        assert!(refused_too * 20 < accepted, "{refused_too} of {accepted}");
     }
 
     #[test]
