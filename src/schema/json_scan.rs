@@ -32,6 +32,7 @@ static STRING_STOP: [bool; 256] = {
     table
 };
 
+#[derive(Clone)]
 pub struct Scanner<'a> {
     bytes: &'a [u8],
     text: &'a str,
@@ -50,6 +51,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn skip_whitespace(&mut self) {
+        // Mostly none, or one space: the common case costs one comparison.
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
             self.at += 1;
         }
@@ -152,14 +154,11 @@ impl<'a> Scanner<'a> {
     /// Where the plain run of a string starting at `from` ends (at a quote, a backslash, a
     /// control character or the end of the document).
     fn plain_run(&self, from: usize) -> usize {
-        let mut at = from;
-        while let Some(&b) = self.bytes.get(at) {
-            if STRING_STOP[b as usize] {
-                break;
-            }
-            at += 1;
-        }
-        at
+        let rest = &self.bytes[from..];
+        from + rest
+            .iter()
+            .position(|&b| STRING_STOP[b as usize])
+            .unwrap_or(rest.len())
     }
 
     /// Any string, escapes validated; whether it is empty.

@@ -11,7 +11,9 @@
 use bytes::Bytes;
 
 use super::json_scan::{Invalid, Scan, Scanner, once};
-use super::{ChatResponse, FinishReason, Role, Usage};
+use super::{
+    ChatResponse, CompletionTokensDetails, FinishReason, PromptTokensDetails, Role, Usage,
+};
 
 /// A chat completion as the upstream sent it (OpenAI JSON), and what the gateway reads from it.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,15 +66,7 @@ pub(super) fn check_top_level<'a, C>(
             })?;
             once(&mut choices, list)
         }
-        // Read as the parsed form reads it (it appears once per answer or stream).
-        "usage" => {
-            let read = if s.null()? {
-                None
-            } else {
-                Some(serde_json::from_str::<Usage>(s.value_text()?).map_err(|_| Invalid)?)
-            };
-            once(&mut usage, read)
-        }
+        "usage" => once(&mut usage, nullable(s, read_usage)?),
         // A mid-stream failure (or an answer that is one), whatever its value.
         "error" => Err(Invalid),
         _ => s.skip(),
@@ -85,6 +79,80 @@ pub(super) fn check_top_level<'a, C>(
         choices: choices.ok_or(Invalid)?,
         usage: usage.flatten(),
     })
+}
+
+/// Usage as the parsed form reads it: the token counts and their details (every field
+/// optional; counts non-negative integers, details' counts possibly null). Usage with fields
+/// beyond those (which the parsed form keeps) is read by the parsed form's own reader.
+fn read_usage(s: &mut Scanner<'_>) -> Scan<Usage> {
+    let mut rest = s.clone();
+    let mut usage = Usage::default();
+    let mut seen = [false; 5];
+    let mut known_fields_only = true;
+    let count = |seen: &mut bool, s: &mut Scanner<'_>| -> Scan<u64> {
+        once_flag(seen)?;
+        s.u64()
+    };
+    s.object(|s, key| match key {
+        "prompt_tokens" => count(&mut seen[0], s).map(|n| usage.prompt_tokens = n),
+        "completion_tokens" => count(&mut seen[1], s).map(|n| usage.completion_tokens = n),
+        "total_tokens" => count(&mut seen[2], s).map(|n| usage.total_tokens = n),
+        "prompt_tokens_details" => {
+            once_flag(&mut seen[3])?;
+            let [mut cached, mut audio] = [None, None];
+            let details = nullable(s, |s| {
+                s.object(|s, key| match key {
+                    "cached_tokens" => once(&mut cached, nullable(s, Scanner::u64)?),
+                    "audio_tokens" => once(&mut audio, nullable(s, Scanner::u64)?),
+                    _ => {
+                        known_fields_only = false;
+                        s.skip()
+                    }
+                })
+            })?;
+            usage.prompt_tokens_details = details.map(|()| PromptTokensDetails {
+                cached_tokens: cached.flatten(),
+                audio_tokens: audio.flatten(),
+                ..Default::default()
+            });
+            Ok(())
+        }
+        "completion_tokens_details" => {
+            once_flag(&mut seen[4])?;
+            let [mut reasoning, mut audio] = [None, None];
+            let details = nullable(s, |s| {
+                s.object(|s, key| match key {
+                    "reasoning_tokens" => once(&mut reasoning, nullable(s, Scanner::u64)?),
+                    "audio_tokens" => once(&mut audio, nullable(s, Scanner::u64)?),
+                    _ => {
+                        known_fields_only = false;
+                        s.skip()
+                    }
+                })
+            })?;
+            usage.completion_tokens_details = details.map(|()| CompletionTokensDetails {
+                reasoning_tokens: reasoning.flatten(),
+                audio_tokens: audio.flatten(),
+                ..Default::default()
+            });
+            Ok(())
+        }
+        _ => {
+            known_fields_only = false;
+            s.skip()
+        }
+    })?;
+    if known_fields_only {
+        return Ok(usage);
+    }
+    serde_json::from_str::<Usage>(rest.value_text()?).map_err(|_| Invalid)
+}
+
+fn once_flag(seen: &mut bool) -> Scan<()> {
+    if std::mem::replace(seen, true) {
+        return Err(Invalid);
+    }
+    Ok(())
 }
 
 /// A field that must be there and may be null, read by `read` when it is not.
@@ -181,6 +249,35 @@ mod tests {
     fn parsed_then_encoded(body: &[u8]) -> Value {
         let parsed: ChatResponse = serde_json::from_slice(body).unwrap();
         serde_json::to_value(&parsed).unwrap()
+    }
+
+    #[test]
+    fn usage_is_read_as_the_parsed_form_reads_it() {
+        for text in [
+            r#"{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}"#,
+            r#"{}"#,
+            r#"{"prompt_tokens":1,"prompt_tokens_details":null,
+                "completion_tokens_details":{"reasoning_tokens":4,"audio_tokens":null}}"#,
+            // Fields the fast reader does not know: read by the parsed form's reader, kept.
+            r#"{"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":2,"text_tokens":9}}"#,
+            r#"{"prompt_tokens":1,"cost":0.5,"provider_specific":{"a":[1]}}"#,
+        ] {
+            let mut s = Scanner::new(text);
+            let ours = read_usage(&mut s).unwrap();
+            s.end().unwrap();
+            assert_eq!(ours, serde_json::from_str::<Usage>(text).unwrap(), "{text}");
+        }
+        for text in [
+            r#"{"prompt_tokens":1,"prompt_tokens":2}"#,
+            r#"{"prompt_tokens":null}"#,
+            r#"{"prompt_tokens":-1}"#,
+            r#"{"prompt_tokens":1.5}"#,
+            r#"{"prompt_tokens_details":{"cached_tokens":1,"cached_tokens":1}}"#,
+            r#"{"completion_tokens_details":[]}"#,
+        ] {
+            assert!(read_usage(&mut Scanner::new(text)).is_err(), "{text}");
+            assert!(serde_json::from_str::<Usage>(text).is_err(), "{text}");
+        }
     }
 
     #[test]
