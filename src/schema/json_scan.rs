@@ -81,61 +81,65 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn enter(&mut self) -> Scan<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(Invalid);
-        }
-        Ok(())
-    }
-
     /// An object, calling `member` with each key, the scanner then at the key's value (which
     /// `member` must read or skip). Keys with escapes are refused.
     pub fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Scan<()>) -> Scan<()> {
-        self.expect(b'{')?;
-        self.enter()?;
-        if self.peek()? == b'}' {
-            self.at += 1;
-            self.depth -= 1;
+        if self.open(b'{', b'}')? {
             return Ok(());
         }
         loop {
             let key = self.plain_str()?;
             self.expect(b':')?;
             member(self, key)?;
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                _ => return Err(Invalid),
+            if self.next_or_close(b'}')? {
+                return Ok(());
             }
         }
     }
 
     /// An array, calling `element` at each element (which it must read or skip).
     pub fn array(&mut self, mut element: impl FnMut(&mut Self) -> Scan<()>) -> Scan<()> {
-        self.expect(b'[')?;
-        self.enter()?;
-        if self.peek()? == b']' {
-            self.at += 1;
-            self.depth -= 1;
+        if self.open(b'[', b']')? {
             return Ok(());
         }
         loop {
             element(self)?;
-            match self.peek()? {
-                b',' => self.at += 1,
-                b']' => {
-                    self.at += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                _ => return Err(Invalid),
+            if self.next_or_close(b']')? {
+                return Ok(());
             }
         }
+    }
+
+    /// Past the opening byte of an object or array; whether it is empty (closed already).
+    fn open(&mut self, open: u8, close: u8) -> Scan<bool> {
+        self.expect(open)?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Invalid);
+        }
+        self.next_is_close(close)
+    }
+
+    /// After a member or element: past a comma (`false`), or past the closing byte (`true`).
+    fn next_or_close(&mut self, close: u8) -> Scan<bool> {
+        if self.peek()? == b',' {
+            self.at += 1;
+            return Ok(false);
+        }
+        if self.next_is_close(close)? {
+            Ok(true)
+        } else {
+            Err(Invalid)
+        }
+    }
+
+    fn next_is_close(&mut self, close: u8) -> Scan<bool> {
+        if self.peek()? == close {
+            self.at += 1;
+            self.depth -= 1;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// A string without escapes, borrowed from the document.

@@ -99,42 +99,27 @@ fn read_usage(s: &mut Scanner<'_>) -> Scan<Usage> {
         "total_tokens" => count(&mut seen[2], s).map(|n| usage.total_tokens = n),
         "prompt_tokens_details" => {
             once_flag(&mut seen[3])?;
-            let [mut cached, mut audio] = [None, None];
-            let details = nullable(s, |s| {
-                s.object(|s, key| match key {
-                    "cached_tokens" => once(&mut cached, nullable(s, Scanner::u64)?),
-                    "audio_tokens" => once(&mut audio, nullable(s, Scanner::u64)?),
-                    _ => {
-                        known_fields_only = false;
-                        s.skip()
-                    }
-                })
-            })?;
-            usage.prompt_tokens_details = details.map(|()| PromptTokensDetails {
-                cached_tokens: cached.flatten(),
-                audio_tokens: audio.flatten(),
+            let read = details(s, ["cached_tokens", "audio_tokens"], &mut known_fields_only)?;
+            usage.prompt_tokens_details = read.map(|[cached, audio]| PromptTokensDetails {
+                cached_tokens: cached,
+                audio_tokens: audio,
                 ..Default::default()
             });
             Ok(())
         }
         "completion_tokens_details" => {
             once_flag(&mut seen[4])?;
-            let [mut reasoning, mut audio] = [None, None];
-            let details = nullable(s, |s| {
-                s.object(|s, key| match key {
-                    "reasoning_tokens" => once(&mut reasoning, nullable(s, Scanner::u64)?),
-                    "audio_tokens" => once(&mut audio, nullable(s, Scanner::u64)?),
-                    _ => {
-                        known_fields_only = false;
-                        s.skip()
-                    }
-                })
-            })?;
-            usage.completion_tokens_details = details.map(|()| CompletionTokensDetails {
-                reasoning_tokens: reasoning.flatten(),
-                audio_tokens: audio.flatten(),
-                ..Default::default()
-            });
+            let read = details(
+                s,
+                ["reasoning_tokens", "audio_tokens"],
+                &mut known_fields_only,
+            )?;
+            usage.completion_tokens_details =
+                read.map(|[reasoning, audio]| CompletionTokensDetails {
+                    reasoning_tokens: reasoning,
+                    audio_tokens: audio,
+                    ..Default::default()
+                });
             Ok(())
         }
         _ => {
@@ -146,6 +131,26 @@ fn read_usage(s: &mut Scanner<'_>) -> Scan<Usage> {
         return Ok(usage);
     }
     serde_json::from_str::<Usage>(rest.value_text()?).map_err(|_| Invalid)
+}
+
+/// A details object of usage (or null): the two counts named, each possibly null or absent;
+/// another field clears `known_fields_only`.
+fn details(
+    s: &mut Scanner<'_>,
+    names: [&str; 2],
+    known_fields_only: &mut bool,
+) -> Scan<Option<[Option<u64>; 2]>> {
+    nullable(s, |s| {
+        let mut counts = [None, None];
+        s.object(|s, key| match names.iter().position(|name| *name == key) {
+            Some(i) => once(&mut counts[i], nullable(s, Scanner::u64)?),
+            None => {
+                *known_fields_only = false;
+                s.skip()
+            }
+        })?;
+        Ok(counts.map(Option::flatten))
+    })
 }
 
 fn once_flag(seen: &mut bool) -> Scan<()> {
