@@ -5,7 +5,7 @@
 //! what has already arrived of the rest, or closes the connection, and a connection that closed
 //! is skipped when next taken). An HTTP/2 connection, when TLS settles on it, is shared by every
 //! request to its origin. Connections unused for [`IDLE_TIMEOUT`] are closed by the next sweep,
-//! which runs at most every [`SWEEP_EVERY`] when the pool is used.
+//! which runs at most every 15 s when the pool is used.
 //!
 //! It replaces a general-purpose pool that hashed each origin with SipHash several times per
 //! request, raced every checkout against a connection attempt and spawned a task per request to
