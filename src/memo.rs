@@ -33,6 +33,14 @@ impl<V: Clone, const N: usize> Recent<V, N> {
         Ok(fresh)
     }
 
+    /// The value kept for `key`, else `make(key)`, kept.
+    pub fn get_or(&mut self, key: &str, make: impl FnOnce(&str) -> V) -> V {
+        match self.get_or_try(key, |k| Ok::<V, std::convert::Infallible>(make(k))) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -100,19 +100,15 @@ impl HttpClient {
 
     /// A request to an absolute URL. An invalid URL is reported when the request is sent.
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        let (request, host) = match parse_url(url) {
-            Ok(ParsedUrl { uri, host }) => {
-                let mut request = Request::new(Full::new(Bytes::new()));
-                *request.method_mut() = method;
-                *request.uri_mut() = uri;
-                (Ok(request), host)
-            }
-            Err(e) => (Err(e), None),
-        };
+        let request = parse_url(url).map(|ParsedUrl { uri, target }| {
+            let mut request = Request::new(Full::new(Bytes::new()));
+            *request.method_mut() = method;
+            *request.uri_mut() = uri;
+            (request, target)
+        });
         RequestBuilder {
             client: self.clone(),
             request,
-            host,
         }
     }
 
@@ -158,9 +154,8 @@ fn proxies_from_env() -> Option<Arc<Matcher>> {
 /// A request being built; see the module documentation.
 pub struct RequestBuilder {
     client: HttpClient,
-    request: Result<Request<RequestBody>, String>,
-    /// `Host` for a plain-HTTP URL ([`host_header`]).
-    host: Option<HeaderValue>,
+    /// With where it goes, from its URL.
+    request: Result<(Request<RequestBody>, Target), String>,
 }
 
 impl RequestBuilder {
@@ -190,7 +185,7 @@ impl RequestBuilder {
         HeaderName: TryFrom<K>,
         HeaderValue: TryFrom<V>,
     {
-        if let Ok(request) = &mut self.request {
+        if let Ok((request, _)) = &mut self.request {
             match HeaderName::try_from(name) {
                 Ok(name) => match HeaderValue::try_from(value) {
                     Ok(mut value) => {
@@ -215,7 +210,7 @@ impl RequestBuilder {
 
     /// As [`bearer_auth`](Self::bearer_auth), with the header value the secret keeps for reuse.
     pub fn bearer_secret(mut self, secret: &Secret) -> RequestBuilder {
-        if let Ok(request) = &mut self.request {
+        if let Ok((request, _)) = &mut self.request {
             match secret.bearer_header() {
                 Some(value) => {
                     request
@@ -229,7 +224,7 @@ impl RequestBuilder {
     }
 
     pub fn body(mut self, body: impl Into<Bytes>) -> RequestBuilder {
-        if let Ok(request) = &mut self.request {
+        if let Ok((request, _)) = &mut self.request {
             *request.body_mut() = Full::new(body.into());
         }
         self
@@ -239,7 +234,8 @@ impl RequestBuilder {
     /// if the pool has one, else on a new one. No deadline here: callers bound the whole
     /// exchange with theirs.
     pub async fn send(self) -> Result<Response, SendError> {
-        let mut request = self.request.map_err(SendError::InvalidRequest)?;
+        let (mut request, Target { origin, host }) =
+            self.request.map_err(SendError::InvalidRequest)?;
         let headers = request.headers_mut();
         if !headers.contains_key(http::header::USER_AGENT) {
             headers.insert(http::header::USER_AGENT, USER_AGENT);
@@ -257,22 +253,11 @@ impl RequestBuilder {
                 .headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth);
         }
-        // `request` checked both when it was built.
-        let (Some(scheme), Some(authority)) = (request.uri().scheme(), request.uri().authority())
-        else {
-            return Err(SendError::InvalidRequest(
-                "the upstream URL is not absolute".into(),
-            ));
-        };
-        let origin = (scheme.clone(), authority.clone());
         let uri = request.uri().clone();
         // A pooled connection the upstream has closed since gives the request back unsent: it
         // goes on the next one, or on a new connection.
         while let Some(conn) = inner.pool.checkout(&origin) {
-            match inner
-                .send_on(conn, &origin, request, self.host.as_ref())
-                .await
-            {
+            match inner.send_on(conn, &origin, request, host.as_ref()).await {
                 Ok(response) => return Ok(response),
                 Err(Attempt::Unsent(mut unsent, _)) => {
                     *unsent.uri_mut() = uri.clone();
@@ -284,10 +269,7 @@ impl RequestBuilder {
         // Boxed: a connection's handshake (HTTP/2's above all) is a large future, and inline it
         // would make every request's future that size, copied whole each time it moves.
         let conn = Box::pin(inner.connect(&origin, uri)).await?;
-        match inner
-            .send_on(conn, &origin, request, self.host.as_ref())
-            .await
-        {
+        match inner.send_on(conn, &origin, request, host.as_ref()).await {
             Ok(response) => Ok(response),
             Err(Attempt::Unsent(_, e)) => Err(SendError::Http(e)),
             Err(Attempt::Failed(e)) => Err(e),
@@ -469,6 +451,13 @@ impl http_body::Body for ResponseBody {
 #[derive(Debug, Clone)]
 struct ParsedUrl {
     uri: Uri,
+    target: Target,
+}
+
+/// Where a request goes, as its connection and its HTTP/1 `Host` header need it.
+#[derive(Debug, Clone)]
+struct Target {
+    origin: Origin,
     host: Option<HeaderValue>,
 }
 
@@ -482,22 +471,27 @@ thread_local! {
 fn parse_url(url: &str) -> Result<ParsedUrl, String> {
     URLS.with_borrow_mut(|parsed| {
         parsed.get_or_try(url, |url| match Uri::try_from(url) {
-            Ok(uri) if uri.scheme().is_some() && uri.authority().is_some() => Ok(ParsedUrl {
-                host: host_header(&uri),
-                uri,
-            }),
-            // The URL may carry a key in its query: only say what is wrong with it.
-            Ok(_) => Err("the upstream URL is not absolute (scheme and host needed)".to_string()),
+            Ok(uri) => match (uri.scheme(), uri.authority()) {
+                (Some(scheme), Some(authority)) => Ok(ParsedUrl {
+                    target: Target {
+                        origin: (scheme.clone(), authority.clone()),
+                        host: host_header(authority),
+                    },
+                    uri,
+                }),
+                // The URL may carry a key in its query: only say what is wrong with it.
+                _ => Err("the upstream URL is not absolute (scheme and host needed)".to_string()),
+            },
             Err(e) => Err(format!("the upstream URL is invalid: {e}")),
         })
     })
 }
 
-/// `Host` for an HTTP/1 request to `uri`: its authority as written (`host` or `host:port`),
+/// `Host` for an HTTP/1 request to `authority`: its authority as written (`host` or `host:port`),
 /// unless it holds credentials (`user:pass@host`), which must not go into a header (nor does it
 /// go on HTTP/2, which carries the authority in `:authority`).
-fn host_header(uri: &Uri) -> Option<HeaderValue> {
-    let authority = uri.authority()?.as_str();
+fn host_header(authority: &http::uri::Authority) -> Option<HeaderValue> {
+    let authority = authority.as_str();
     if authority.contains('@') {
         return None;
     }
@@ -762,12 +756,15 @@ mod tests {
         let first = parse_url(url).unwrap();
         let again = parse_url(url).unwrap();
         assert_eq!(again.uri, first.uri);
-        assert_eq!(again.host.unwrap(), "127.0.0.1:8080");
+        assert_eq!(again.target.host.unwrap(), "127.0.0.1:8080");
         for i in 0..40 {
             let other = format!("https://h{i}.example/v1/x?key={i}");
             let parsed = parse_url(&other).unwrap();
             assert_eq!(parsed.uri.to_string(), other);
-            assert_eq!(parsed.host.unwrap(), format!("h{i}.example").as_str());
+            assert_eq!(
+                parsed.target.host.unwrap(),
+                format!("h{i}.example").as_str()
+            );
         }
         URLS.with_borrow(|kept| assert_eq!(kept.len(), 16));
         // Replaced by then, and parsed again the same.
@@ -779,6 +776,7 @@ mod tests {
         assert!(
             parse_url("http://user:pass@h.example/")
                 .unwrap()
+                .target
                 .host
                 .is_none()
         );
@@ -969,7 +967,7 @@ mod tests {
             .header("x-plain", "a")
             .secret_header("x-api-key", "k")
             .bearer_auth("t");
-        let headers = builder.request.as_ref().unwrap().headers();
+        let headers = builder.request.as_ref().unwrap().0.headers();
         assert!(!headers["x-plain"].is_sensitive());
         assert!(headers["x-api-key"].is_sensitive());
         assert!(headers["authorization"].is_sensitive());

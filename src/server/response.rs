@@ -45,11 +45,7 @@ thread_local! {
 }
 
 fn served_by_value(s: &str) -> HeaderValue {
-    SERVED_BY_VALUES.with_borrow_mut(|values| {
-        values
-            .get_or_try(s, |s| Ok::<_, Infallible>(header_value(s)))
-            .unwrap_or_else(|never| match never {})
-    })
+    SERVED_BY_VALUES.with_borrow_mut(|values| values.get_or(s, header_value))
 }
 
 /// A 200 answer with the headers that say who served the request and what the gateway itself

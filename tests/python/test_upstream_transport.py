@@ -57,9 +57,15 @@ def streamed(client: openai.OpenAI, model: str, text: str) -> str:
     return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
-def test_https_upstream_over_http2_trusting_ssl_cert_file(tls_front: TlsFront, serve: Any) -> None:
-    _, client = serve({"secure": {"api": "openai", "base_url": f"{tls_front.url}/v1", "api_key": MOCK_KEY}},
+def trusting(serve: Any, tls_front: TlsFront, url: str) -> openai.OpenAI:
+    """A gateway with provider `secure` at `url`, trusting the front's CA (SSL_CERT_FILE)."""
+    _, client = serve({"secure": {"api": "openai", "base_url": f"{url}/v1", "api_key": MOCK_KEY}},
                       {"SSL_CERT_FILE": tls_front.ca.ca_cert})
+    return client
+
+
+def test_https_upstream_over_http2_trusting_ssl_cert_file(tls_front: TlsFront, serve: Any) -> None:
+    client = trusting(serve, tls_front, tls_front.url)
     seen = len(tls_front.requests())
     assert chat(client, "secure/gpt-4o-mini", "over tls") == "You said: over tls"
     assert streamed(client, "secure/gpt-4o-mini", "streamed over tls") == "You said: streamed over tls"
@@ -68,8 +74,7 @@ def test_https_upstream_over_http2_trusting_ssl_cert_file(tls_front: TlsFront, s
 
 
 def test_https_upstream_over_http1_keeps_its_connection_open(tls_front: TlsFront, serve: Any) -> None:
-    _, client = serve({"secure": {"api": "openai", "base_url": f"{tls_front.url_h1}/v1", "api_key": MOCK_KEY}},
-                      {"SSL_CERT_FILE": tls_front.ca.ca_cert})
+    client = trusting(serve, tls_front, tls_front.url_h1)
     seen = len(tls_front.requests_h1())
     assert chat(client, "secure/gpt-4o-mini", "one") == "You said: one"
     assert streamed(client, "secure/gpt-4o-mini", "two") == "You said: two"
