@@ -21,9 +21,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::uri::Scheme;
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyDataStream, BodyExt, Full};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -40,9 +42,6 @@ use crate::secret::Secret;
 
 /// An upstream's response; its body is read with [`body_bytes`] or [`body_stream`].
 pub type Response = http::Response<ResponseBody>;
-
-/// A response body as a stream of data chunks (trailers are skipped).
-pub type BodyStream = BodyDataStream<ResponseBody>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -336,10 +335,7 @@ impl Inner {
             Conn::H2(mut sender) => {
                 // HTTP/2 takes the URL whole (`:scheme`, `:authority`, `:path`) and no `Host`.
                 return match sender.try_send_request(request).await {
-                    Ok(response) => Ok(response.map(|body| ResponseBody {
-                        inner: body,
-                        release: None,
-                    })),
+                    Ok(response) => Ok(response.map(|body| ResponseBody::new(body, None))),
                     Err(e) => Err(unsent_or_failed(e)),
                 };
             }
@@ -367,10 +363,7 @@ impl Inner {
                     sender,
                     proxied,
                 };
-                Ok(response.map(|body| ResponseBody {
-                    inner: body,
-                    release: Some(release),
-                }))
+                Ok(response.map(|body| ResponseBody::new(body, Some(release))))
             }
             Err(e) => Err(unsent_or_failed(e)),
         }
@@ -394,9 +387,44 @@ fn origin_form(uri: &mut Uri) {
 
 /// An upstream response's body. The HTTP/1 connection it came on goes back to the pool when it
 /// is dropped, unless reading it failed (the connection is then broken).
+///
+/// Read whole with [`body_bytes`], or as a stream of data chunks (trailers skipped).
 pub struct ResponseBody {
-    inner: Incoming,
+    /// Always present until the body is dropped (its drop may hand it to a task reading off the
+    /// rest).
+    inner: Option<Incoming>,
     release: Option<Release>,
+    /// The body's end has been read.
+    ended: bool,
+    /// See [`ResponseBody::read_rest_when_dropped`].
+    read_rest: bool,
+}
+
+/// How long a body whose message is over may take to end before its connection is given up.
+const REST_GRACE: Duration = Duration::from_secs(1);
+/// How much of such a body is read off at most; an upstream still sending past it is still
+/// answering, and its connection is closed instead.
+const REST_LIMIT: usize = 64 * 1024;
+
+impl ResponseBody {
+    fn new(inner: Incoming, release: Option<Release>) -> Self {
+        ResponseBody {
+            inner: Some(inner),
+            release,
+            ended: false,
+            read_rest: false,
+        }
+    }
+
+    /// Says that the caller has the whole message by its own format (an event stream's end
+    /// event, say) and will drop the body without reading its end. Dropped that way, the body's
+    /// remaining bytes (typically the terminating chunk the upstream writes just after its last
+    /// event) are read off in the background before its connection goes back to the pool:
+    /// hyper closes a connection whose body is dropped before its end has arrived, and a
+    /// server that flushes each event writes the end separately.
+    pub fn read_rest_when_dropped(&mut self) {
+        self.read_rest = true;
+    }
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -415,11 +443,81 @@ struct Release {
     proxied: bool,
 }
 
+impl Release {
+    fn put_back(self) {
+        self.client
+            .pool
+            .put_h1(self.origin, self.sender, self.proxied);
+    }
+
+    /// Reads off the rest of `body` in a task of its own and puts the connection back if the
+    /// body ends within [`REST_GRACE`] and [`REST_LIMIT`]; otherwise both are dropped and the
+    /// connection closes.
+    fn after_rest_of(self, mut body: Incoming) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to read on (the process is shutting down): hyper reads off what
+            // already arrived, or closes the connection.
+            return self.put_back();
+        };
+        runtime.spawn(async move {
+            // By the time this runs the end has mostly arrived (it came with the last event, or
+            // just after it): no timer needed then.
+            let ended = match read_off(&mut body).now_or_never() {
+                Some(ended) => ended,
+                None => tokio::time::timeout(REST_GRACE, read_off(&mut body))
+                    .await
+                    .unwrap_or(false),
+            };
+            if ended {
+                self.put_back();
+            }
+        });
+    }
+}
+
+/// Reads `body` to its end, discarding it; false if it fails or exceeds [`REST_LIMIT`].
+async fn read_off(body: &mut Incoming) -> bool {
+    let mut left = REST_LIMIT;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return false };
+        let len = frame.data_ref().map_or(0, Bytes::len);
+        if len > left {
+            return false;
+        }
+        left -= len;
+    }
+    true
+}
+
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        if let Some(r) = self.release.take() {
-            r.client.pool.put_h1(r.origin, r.sender, r.proxied);
+        let Some(release) = self.release.take() else {
+            return;
+        };
+        match self.inner.take() {
+            Some(rest) if self.read_rest && !self.ended && !rest.is_end_stream() => {
+                release.after_rest_of(rest)
+            }
+            _ => release.put_back(),
         }
+    }
+}
+
+impl ResponseBody {
+    fn poll_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.ended = true,
+            Poll::Ready(Some(Err(_))) => self.release = None,
+            _ => {}
+        }
+        polled
     }
 }
 
@@ -428,22 +526,40 @@ impl http_body::Body for ResponseBody {
     type Error = hyper::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            self.release = None;
-        }
-        polled
+        self.get_mut().poll_inner(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| http_body::SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+/// The body's data chunks as they arrive; trailers are skipped.
+impl futures_util::Stream for ResponseBody {
+    type Item = Result<Bytes, hyper::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            return match this.poll_inner(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Poll::Ready(Some(Ok(data))),
+                    Err(_trailers) => continue,
+                },
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
     }
 }
 
@@ -541,8 +657,8 @@ pub async fn body_bytes(body: ResponseBody) -> Result<Bytes, hyper::Error> {
 }
 
 /// A response body as a stream of chunks, as they arrive.
-pub fn body_stream(response: Response) -> BodyStream {
-    BodyDataStream::new(response.into_body())
+pub fn body_stream(response: Response) -> ResponseBody {
+    response.into_body()
 }
 
 /// Opens TCP connections, directly or through the proxy the environment names for the
@@ -818,6 +934,12 @@ mod tests {
                         }
                         match after {
                             AfterAnswer::KeepOpen => {}
+                            AfterAnswer::Finish(after, rest) => {
+                                tokio::time::sleep(after).await;
+                                if sock.write_all(rest.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                            }
                             AfterAnswer::Close => return,
                             AfterAnswer::Hang => {
                                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -833,6 +955,8 @@ mod tests {
 
     enum AfterAnswer {
         KeepOpen,
+        /// Writes the rest of the answer after a while, and keeps the connection open.
+        Finish(Duration, &'static str),
         Close,
         Hang,
     }
@@ -924,6 +1048,43 @@ mod tests {
         drop(frames);
         assert_eq!(get_text(&client, &url).await.unwrap(), "2.3");
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stream_over_by_its_format_keeps_its_connection_when_its_end_comes_late() {
+        use futures_util::StreamExt;
+        use std::sync::atomic::Ordering;
+        // The answer's last event, then its terminating chunk 50 ms later (a server that flushes
+        // each event writes the end on its own).
+        let (url, accepted) = counting_server(|conn, req| match req {
+            1 => (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nlast.\r\n".to_string(),
+                AfterAnswer::Finish(Duration::from_millis(50), "0\r\n\r\n"),
+            ),
+            _ => (ok(&format!("{conn}.{req}")), AfterAnswer::KeepOpen),
+        })
+        .await;
+        let client = client();
+        let last_event = |read_rest: bool| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let mut body = body_stream(client.get(&url).send().await.unwrap());
+                assert_eq!(body.next().await.unwrap().unwrap(), "last.");
+                if read_rest {
+                    body.read_rest_when_dropped();
+                }
+                drop(body);
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        };
+        // Dropped as it is, before its end arrived: hyper gives the connection up.
+        last_event(false).await;
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (0, false));
+        // Said to be over, its end is read off and the connection kept for the next request.
+        last_event(true).await;
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, false));
+        assert_eq!(get_text(&client, &url).await.unwrap(), "2.2");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -124,7 +124,10 @@ where
                 Ok(Some(frame)) => {
                     match this.translator.frame(frame, &mut this.out) {
                         Ok(Flow::Continue) => {}
-                        Ok(Flow::Done) => this.done = true,
+                        Ok(Flow::Done) => {
+                            this.done = true;
+                            this.body.answer_complete();
+                        }
                         Err(e) => {
                             this.done = true;
                             this.failed = Some(e);

@@ -394,7 +394,7 @@ pub fn truncate(s: &str, max: usize) -> &str {
 /// The body of a streamed response, failing with a timeout when the first byte is later than the
 /// request deadline or when the upstream goes silent for longer than the idle timeout.
 pub struct TimedBody {
-    inner: http_client::BodyStream,
+    inner: http_client::ResponseBody,
     sleep: Pin<Box<Sleep>>,
     idle: Duration,
     provider: std::sync::Arc<str>,
@@ -412,6 +412,12 @@ impl TimedBody {
             waiting_first_byte: true,
             finished: false,
         }
+    }
+
+    /// The caller has the whole answer by the stream's own format (its end event) and will drop
+    /// the body without reading its end ([`http_client::ResponseBody::read_rest_when_dropped`]).
+    pub fn answer_complete(&mut self) {
+        self.inner.read_rest_when_dropped();
     }
 }
 
