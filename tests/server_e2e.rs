@@ -486,6 +486,47 @@ async fn stream_failures_after_the_head_end_with_an_error_event() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_stream_is_timed_out_by_its_silences_not_its_length() {
+    let s = Setup::new(json!({})).await;
+    // `slowpoke` allows 400 ms before the first byte and 400 ms of silence. Chunks 150 ms apart
+    // for about a second: never silent that long, so the answer is whole.
+    let (status, _, body) = s
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "slowpoke/mock-trickle-150", "messages": user("a b c d e f"), "stream": true})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let events = sse_data(&body);
+    assert!(events.len() >= 8, "{events:?}");
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let text: String = events[..events.len() - 1]
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(text.contains("a b c d e f"), "{text}");
+    // Silent after its first chunk: ended by the idle timeout, which the error names.
+    let (status, _, body) = s
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "slowpoke/mock-stall", "messages": user("a b c"), "stream": true})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let events = sse_data(&body);
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    let message = last["error"]["message"].as_str().unwrap();
+    assert!(message.contains("went silent for 0.4s"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn unknown_routes_and_methods_answer_json() {
     let s = Setup::new(json!({})).await;
     let r = s.http.get(s.url("/v1/nothing")).send().await.unwrap();

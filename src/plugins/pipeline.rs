@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
 
 use super::{
     ChunkAction, HookFuture, Hooks, PreAction, Reply, Request, RequestContext, SharedPlugin,
@@ -59,9 +59,15 @@ impl PluginSlot {
     async fn run<T>(
         &self,
         hook: &'static str,
-        fut: HookFuture<'_, T>,
+        mut fut: HookFuture<'_, T>,
     ) -> Result<Option<T>, GatewayError> {
-        let failure = match tokio::time::timeout(self.timeout, fut).await {
+        // Most hooks finish without waiting (metrics, checks of the request): tried once first,
+        // they need no timer. One that waits is polled again under its timeout.
+        let outcome = match (&mut fut).now_or_never() {
+            Some(done) => Ok(done),
+            None => tokio::time::timeout(self.timeout, fut).await,
+        };
+        let failure = match outcome {
             Ok(Ok(v)) => return Ok(Some(v)),
             Ok(Err(e)) => e.0,
             Err(_) => format!("timed out after {:.3}s", self.timeout.as_secs_f64()),

@@ -395,8 +395,12 @@ pub fn truncate(s: &str, max: usize) -> &str {
 /// request deadline or when the upstream goes silent for longer than the idle timeout.
 pub struct TimedBody {
     inner: http_client::ResponseBody,
+    /// Armed for the first byte's deadline, then for the idle deadline. Not moved at each
+    /// chunk (resetting a timer costs more than reading the clock): when it fires, it is moved
+    /// to the last chunk's arrival plus the idle timeout if that is still ahead.
     sleep: Pin<Box<Sleep>>,
     idle: Duration,
+    last_data: Instant,
     provider: std::sync::Arc<str>,
     waiting_first_byte: bool,
     finished: bool,
@@ -408,6 +412,7 @@ impl TimedBody {
             inner: http_client::body_stream(resp),
             sleep: Box::pin(tokio::time::sleep_until(first_byte_deadline)),
             idle: call.timeouts.stream_idle.0,
+            last_data: Instant::now(),
             provider: call.provider.name.clone(),
             waiting_first_byte: true,
             finished: false,
@@ -418,6 +423,20 @@ impl TimedBody {
     /// the body without reading its end ([`http_client::ResponseBody::read_rest_when_dropped`]).
     pub fn answer_complete(&mut self) {
         self.inner.read_rest_when_dropped();
+    }
+
+    /// Whether the timer's firing means the stream timed out; if data came since it was armed,
+    /// it is armed again for the idle deadline that follows from the last chunk.
+    fn timed_out(&mut self) -> bool {
+        if self.waiting_first_byte {
+            return true;
+        }
+        let deadline = self.last_data + self.idle;
+        if deadline <= Instant::now() {
+            return true;
+        }
+        self.sleep.as_mut().reset(deadline);
+        false
     }
 }
 
@@ -430,9 +449,14 @@ impl Stream for TimedBody {
         }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
-                self.waiting_first_byte = false;
-                let next = Instant::now() + self.idle;
-                self.sleep.as_mut().reset(next);
+                self.last_data = Instant::now();
+                if self.waiting_first_byte {
+                    // From the first byte's deadline (the request's, possibly far) to the
+                    // idle timeout's.
+                    self.waiting_first_byte = false;
+                    let next = self.last_data + self.idle;
+                    self.sleep.as_mut().reset(next);
+                }
                 Poll::Ready(Some(Ok(bytes)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -452,22 +476,26 @@ impl Stream for TimedBody {
                 self.finished = true;
                 Poll::Ready(None)
             }
-            Poll::Pending => match self.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    self.finished = true;
-                    let what = if self.waiting_first_byte {
-                        "sent no data before the request timeout".to_string()
-                    } else {
-                        format!("went silent for {:.1}s mid-stream", self.idle.as_secs_f64())
-                    };
-                    let err = GatewayError::new(
-                        ErrorKind::Timeout,
-                        format!("stream from provider `{}` {what}", self.provider),
-                    )
-                    .with_provider(self.provider.clone());
-                    Poll::Ready(Some(Err(err)))
+            Poll::Pending => loop {
+                match self.sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) if self.timed_out() => {
+                        self.finished = true;
+                        let what = if self.waiting_first_byte {
+                            "sent no data before the request timeout".to_string()
+                        } else {
+                            format!("went silent for {:.1}s mid-stream", self.idle.as_secs_f64())
+                        };
+                        let err = GatewayError::new(
+                            ErrorKind::Timeout,
+                            format!("stream from provider `{}` {what}", self.provider),
+                        )
+                        .with_provider(self.provider.clone());
+                        return Poll::Ready(Some(Err(err)));
+                    }
+                    // Armed again for a later deadline: polled again to wait for it.
+                    Poll::Ready(()) => continue,
+                    Poll::Pending => return Poll::Pending,
                 }
-                Poll::Pending => Poll::Pending,
             },
         }
     }
