@@ -30,10 +30,11 @@ def tls_front(mock_upstream: str) -> Iterator[TlsFront]:
 def serve(tmp_path: Path) -> Iterator[Any]:
     started: list[Proc] = []
 
-    def start(providers: dict[str, Any], env: dict[str, str]) -> tuple[Proc, openai.OpenAI]:
+    def start(providers: dict[str, Any], env: dict[str, str],
+              server: dict[str, Any] | None = None) -> tuple[Proc, openai.OpenAI]:
         config = tmp_path / f"ferrogate-{len(started)}.json"
         # No retries: each test counts what reached the upstream and the proxy.
-        config.write_text(json.dumps({"providers": providers, "routing": {"retries": 0}}))
+        config.write_text(json.dumps({"providers": providers, "routing": {"retries": 0}, "server": server or {}}))
         port = free_port()
         # The proxy variables of the machine running the tests must not leak into the gateway.
         clean = {v: "" for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
@@ -57,10 +58,10 @@ def streamed(client: openai.OpenAI, model: str, text: str) -> str:
     return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
-def trusting(serve: Any, tls_front: TlsFront, url: str) -> openai.OpenAI:
+def trusting(serve: Any, tls_front: TlsFront, url: str, server: dict[str, Any] | None = None) -> openai.OpenAI:
     """A gateway with provider `secure` at `url`, trusting the front's CA (SSL_CERT_FILE)."""
     _, client = serve({"secure": {"api": "openai", "base_url": f"{url}/v1", "api_key": MOCK_KEY}},
-                      {"SSL_CERT_FILE": tls_front.ca.ca_cert})
+                      {"SSL_CERT_FILE": tls_front.ca.ca_cert}, server)
     return client
 
 
@@ -74,7 +75,9 @@ def test_https_upstream_over_http2_trusting_ssl_cert_file(tls_front: TlsFront, s
 
 
 def test_https_upstream_over_http1_keeps_its_connection_open(tls_front: TlsFront, serve: Any) -> None:
-    client = trusting(serve, tls_front, tls_front.url_h1)
+    # One serving thread: each keeps its own upstream connections, and the SDK may send a request
+    # on a new connection of its own, which could land on another thread.
+    client = trusting(serve, tls_front, tls_front.url_h1, {"threads": 1})
     seen = len(tls_front.requests_h1())
     assert chat(client, "secure/gpt-4o-mini", "one") == "You said: one"
     assert streamed(client, "secure/gpt-4o-mini", "two") == "You said: two"
