@@ -425,6 +425,23 @@ impl ResponseBody {
     pub fn read_rest_when_dropped(&mut self) {
         self.read_rest = true;
     }
+
+    /// Polls the body, noting its end and whether reading it failed.
+    fn poll_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.ended = true,
+            Poll::Ready(Some(Err(_))) => self.release = None,
+            _ => {}
+        }
+        polled
+    }
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -462,9 +479,10 @@ impl Release {
         runtime.spawn(async move {
             // By the time this runs the end has mostly arrived (it came with the last event, or
             // just after it): no timer needed then.
-            let ended = match read_off(&mut body).now_or_never() {
+            let mut reading = std::pin::pin!(read_off(&mut body));
+            let ended = match reading.as_mut().now_or_never() {
                 Some(ended) => ended,
-                None => tokio::time::timeout(REST_GRACE, read_off(&mut body))
+                None => tokio::time::timeout(REST_GRACE, reading)
                     .await
                     .unwrap_or(false),
             };
@@ -500,24 +518,6 @@ impl Drop for ResponseBody {
             }
             _ => release.put_back(),
         }
-    }
-}
-
-impl ResponseBody {
-    fn poll_inner(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
-        let Some(inner) = self.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let polled = Pin::new(inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.ended = true,
-            Poll::Ready(Some(Err(_))) => self.release = None,
-            _ => {}
-        }
-        polled
     }
 }
 
@@ -1082,6 +1082,32 @@ mod tests {
         assert_eq!(client.inner.pool.open(&origin_of(&url)), (0, false));
         // Said to be over, its end is read off and the connection kept for the next request.
         last_event(true).await;
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, false));
+        assert_eq!(get_text(&client, &url).await.unwrap(), "2.2");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_end_never_comes_gives_its_connection_up() {
+        use futures_util::StreamExt;
+        use std::sync::atomic::Ordering;
+        // The last event, then nothing: the body never ends.
+        let (url, accepted) = counting_server(|conn, req| match (conn, req) {
+            (1, 1) => (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nlast.\r\n".to_string(),
+                AfterAnswer::Hang,
+            ),
+            _ => (ok(&format!("{conn}.{req}")), AfterAnswer::KeepOpen),
+        })
+        .await;
+        let client = client();
+        let mut body = body_stream(client.get(&url).send().await.unwrap());
+        assert_eq!(body.next().await.unwrap().unwrap(), "last.");
+        body.read_rest_when_dropped();
+        drop(body);
+        // Not kept past the grace period, and never handed to another request meanwhile.
+        assert_eq!(get_text(&client, &url).await.unwrap(), "2.1");
+        tokio::time::sleep(REST_GRACE + Duration::from_millis(200)).await;
         assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, false));
         assert_eq!(get_text(&client, &url).await.unwrap(), "2.2");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
