@@ -79,6 +79,17 @@ impl Setup {
         )
     }
 
+    /// A streamed chat completion of `text` by `model`: its status, headers and `data:` events.
+    async fn stream(
+        &self,
+        model: &str,
+        text: &str,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<String>) {
+        let body = json!({"model": model, "messages": user(text), "stream": true});
+        let (status, headers, body) = self.post("/v1/chat/completions", body.to_string()).await;
+        (status, headers, sse_data(&body))
+    }
+
     async fn last_upstream_body(&self) -> Value {
         let v: Value = self
             .http
@@ -186,16 +197,9 @@ async fn unknown_fields_are_forwarded_and_model_is_translated() {
 #[tokio::test(flavor = "multi_thread")]
 async fn streaming_with_and_without_usage() {
     let s = Setup::new(json!({})).await;
-    let (status, headers, body) = s
-        .post(
-            "/v1/chat/completions",
-            json!({"model": "gpt-4o-mini", "messages": user("one two"), "stream": true})
-                .to_string(),
-        )
-        .await;
+    let (status, headers, events) = s.stream("gpt-4o-mini", "one two").await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/event-stream");
-    let events = sse_data(&body);
     assert_eq!(events.last().unwrap(), "[DONE]");
     let chunks: Vec<Value> = events[..events.len() - 1]
         .iter()
@@ -458,14 +462,8 @@ async fn upstream_faults_map_to_gateway_statuses() {
 async fn stream_failures_after_the_head_end_with_an_error_event() {
     let s = Setup::new(json!({})).await;
     for model in ["openai/mock-drop", "slowpoke/mock-stall"] {
-        let (status, _, body) = s
-            .post(
-                "/v1/chat/completions",
-                json!({"model": model, "messages": user("a b c d"), "stream": true}).to_string(),
-            )
-            .await;
+        let (status, _, events) = s.stream(model, "a b c d").await;
         assert_eq!(status, 200, "{model}");
-        let events = sse_data(&body);
         assert_ne!(
             events.last().unwrap(),
             "[DONE]",
@@ -490,15 +488,8 @@ async fn a_stream_is_timed_out_by_its_silences_not_its_length() {
     let s = Setup::new(json!({})).await;
     // `slowpoke` allows 400 ms before the first byte and 400 ms of silence. Chunks 150 ms apart
     // for about a second: never silent that long, so the answer is whole.
-    let (status, _, body) = s
-        .post(
-            "/v1/chat/completions",
-            json!({"model": "slowpoke/mock-trickle-150", "messages": user("a b c d e f"), "stream": true})
-                .to_string(),
-        )
-        .await;
+    let (status, _, events) = s.stream("slowpoke/mock-trickle-150", "a b c d e f").await;
     assert_eq!(status, 200);
-    let events = sse_data(&body);
     assert!(events.len() >= 8, "{events:?}");
     assert_eq!(events.last().unwrap(), "[DONE]");
     let text: String = events[..events.len() - 1]
@@ -512,15 +503,8 @@ async fn a_stream_is_timed_out_by_its_silences_not_its_length() {
         .collect();
     assert!(text.contains("a b c d e f"), "{text}");
     // Silent after its first chunk: ended by the idle timeout, which the error names.
-    let (status, _, body) = s
-        .post(
-            "/v1/chat/completions",
-            json!({"model": "slowpoke/mock-stall", "messages": user("a b c"), "stream": true})
-                .to_string(),
-        )
-        .await;
+    let (status, _, events) = s.stream("slowpoke/mock-stall", "a b c").await;
     assert_eq!(status, 200);
-    let events = sse_data(&body);
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     let message = last["error"]["message"].as_str().unwrap();
     assert!(message.contains("went silent for 0.4s"), "{message}");

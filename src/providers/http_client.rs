@@ -953,12 +953,26 @@ mod tests {
         (url, accepted)
     }
 
+    #[derive(Clone, Copy)]
     enum AfterAnswer {
         KeepOpen,
         /// Writes the rest of the answer after a while, and keeps the connection open.
         Finish(Duration, &'static str),
         Close,
         Hang,
+    }
+
+    /// A [`counting_server`] whose first connection answers its first request with `first` and
+    /// then does `after`; every other answer is its connection's and request's numbers.
+    async fn first_answer_then_numbers(
+        first: &'static str,
+        after: AfterAnswer,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        counting_server(move |conn, req| match (conn, req) {
+            (1, 1) => (first.to_string(), after),
+            _ => (ok(&format!("{conn}.{req}")), AfterAnswer::KeepOpen),
+        })
+        .await
     }
 
     fn ok(body: &str) -> String {
@@ -1024,13 +1038,10 @@ mod tests {
     async fn a_body_left_unread_does_not_reach_the_next_request() {
         // The first answer promises more body than it sends and the server then goes quiet: a
         // caller that drops the body must not leave the rest to be read as the next answer.
-        let (url, accepted) = counting_server(|conn, req| match (conn, req) {
-            (1, 1) => (
-                "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial".to_string(),
-                AfterAnswer::Hang,
-            ),
-            _ => (ok(&format!("{conn}.{req}")), AfterAnswer::KeepOpen),
-        })
+        let (url, accepted) = first_answer_then_numbers(
+            "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial",
+            AfterAnswer::Hang,
+        )
         .await;
         let client = client();
         let response = client.get(&url).send().await.unwrap();
@@ -1092,13 +1103,10 @@ mod tests {
         use futures_util::StreamExt;
         use std::sync::atomic::Ordering;
         // The last event, then nothing: the body never ends.
-        let (url, accepted) = counting_server(|conn, req| match (conn, req) {
-            (1, 1) => (
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nlast.\r\n".to_string(),
-                AfterAnswer::Hang,
-            ),
-            _ => (ok(&format!("{conn}.{req}")), AfterAnswer::KeepOpen),
-        })
+        let (url, accepted) = first_answer_then_numbers(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nlast.\r\n",
+            AfterAnswer::Hang,
+        )
         .await;
         let client = client();
         let mut body = body_stream(client.get(&url).send().await.unwrap());
