@@ -40,7 +40,7 @@ use super::pool::{Conn, Origin, Pool, RequestBody};
 use crate::memo::Recent;
 use crate::secret::Secret;
 
-/// An upstream's response; its body is read with [`body_bytes`] or [`body_stream`].
+/// An upstream's response; its body is read whole with [`body_bytes`], or as a stream of chunks.
 pub type Response = http::Response<ResponseBody>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -390,12 +390,10 @@ fn origin_form(uri: &mut Uri) {
 ///
 /// Read whole with [`body_bytes`], or as a stream of data chunks (trailers skipped).
 pub struct ResponseBody {
-    /// Always present until the body is dropped (its drop may hand it to a task reading off the
-    /// rest).
+    /// Until its end has been read (or, when the body is dropped before, until its drop hands
+    /// it to a task reading off the rest).
     inner: Option<Incoming>,
     release: Option<Release>,
-    /// The body's end has been read.
-    ended: bool,
     /// See [`ResponseBody::read_rest_when_dropped`].
     read_rest: bool,
 }
@@ -411,7 +409,6 @@ impl ResponseBody {
         ResponseBody {
             inner: Some(inner),
             release,
-            ended: false,
             read_rest: false,
         }
     }
@@ -436,7 +433,7 @@ impl ResponseBody {
         };
         let polled = Pin::new(inner).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => self.ended = true,
+            Poll::Ready(None) => self.inner = None,
             Poll::Ready(Some(Err(_))) => self.release = None,
             _ => {}
         }
@@ -513,9 +510,7 @@ impl Drop for ResponseBody {
             return;
         };
         match self.inner.take() {
-            Some(rest) if self.read_rest && !self.ended && !rest.is_end_stream() => {
-                release.after_rest_of(rest)
-            }
+            Some(rest) if self.read_rest && !rest.is_end_stream() => release.after_rest_of(rest),
             _ => release.put_back(),
         }
     }
@@ -533,7 +528,7 @@ impl http_body::Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended || self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -654,11 +649,6 @@ impl SendError {
 /// Reads a whole response body.
 pub async fn body_bytes(body: ResponseBody) -> Result<Bytes, hyper::Error> {
     Ok(body.collect().await?.to_bytes())
-}
-
-/// A response body as a stream of chunks, as they arrive.
-pub fn body_stream(response: Response) -> ResponseBody {
-    response.into_body()
 }
 
 /// Opens TCP connections, directly or through the proxy the environment names for the
@@ -1053,7 +1043,7 @@ mod tests {
         // A body read to its end leaves its connection to the next request, even when the
         // caller stops before the end of the stream is seen.
         let response = client.get(&url).send().await.unwrap();
-        let mut frames = body_stream(response);
+        let mut frames = response.into_body();
         use futures_util::StreamExt;
         assert_eq!(frames.next().await.unwrap().unwrap(), "2.2");
         drop(frames);
@@ -1079,7 +1069,7 @@ mod tests {
         let last_event = |read_rest: bool| {
             let (client, url) = (client.clone(), url.clone());
             async move {
-                let mut body = body_stream(client.get(&url).send().await.unwrap());
+                let mut body = client.get(&url).send().await.unwrap().into_body();
                 assert_eq!(body.next().await.unwrap().unwrap(), "last.");
                 if read_rest {
                     body.read_rest_when_dropped();
@@ -1109,7 +1099,7 @@ mod tests {
         )
         .await;
         let client = client();
-        let mut body = body_stream(client.get(&url).send().await.unwrap());
+        let mut body = client.get(&url).send().await.unwrap().into_body();
         assert_eq!(body.next().await.unwrap().unwrap(), "last.");
         body.read_rest_when_dropped();
         drop(body);

@@ -400,21 +400,20 @@ pub struct TimedBody {
     /// to the last chunk's arrival plus the idle timeout if that is still ahead.
     sleep: Pin<Box<Sleep>>,
     idle: Duration,
-    last_data: Instant,
+    /// When the last chunk arrived; none yet while waiting for the first byte.
+    last_data: Option<Instant>,
     provider: std::sync::Arc<str>,
-    waiting_first_byte: bool,
     finished: bool,
 }
 
 impl TimedBody {
     pub fn new(call: &Call<'_>, resp: Response, first_byte_deadline: Instant) -> TimedBody {
         TimedBody {
-            inner: http_client::body_stream(resp),
+            inner: resp.into_body(),
             sleep: Box::pin(tokio::time::sleep_until(first_byte_deadline)),
             idle: call.timeouts.stream_idle.0,
-            last_data: Instant::now(),
+            last_data: None,
             provider: call.provider.name.clone(),
-            waiting_first_byte: true,
             finished: false,
         }
     }
@@ -428,10 +427,10 @@ impl TimedBody {
     /// Whether the timer's firing means the stream timed out; if data came since it was armed,
     /// it is armed again for the idle deadline that follows from the last chunk.
     fn timed_out(&mut self) -> bool {
-        if self.waiting_first_byte {
+        let Some(last_data) = self.last_data else {
             return true;
-        }
-        let deadline = self.last_data + self.idle;
+        };
+        let deadline = last_data + self.idle;
         if deadline <= Instant::now() {
             return true;
         }
@@ -449,12 +448,11 @@ impl Stream for TimedBody {
         }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
-                self.last_data = Instant::now();
-                if self.waiting_first_byte {
+                let now = Instant::now();
+                if self.last_data.replace(now).is_none() {
                     // From the first byte's deadline (the request's, possibly far) to the
                     // idle timeout's.
-                    self.waiting_first_byte = false;
-                    let next = self.last_data + self.idle;
+                    let next = now + self.idle;
                     self.sleep.as_mut().reset(next);
                 }
                 Poll::Ready(Some(Ok(bytes)))
@@ -480,7 +478,7 @@ impl Stream for TimedBody {
                 match self.sleep.as_mut().poll(cx) {
                     Poll::Ready(()) if self.timed_out() => {
                         self.finished = true;
-                        let what = if self.waiting_first_byte {
+                        let what = if self.last_data.is_none() {
                             "sent no data before the request timeout".to_string()
                         } else {
                             format!("went silent for {:.1}s mid-stream", self.idle.as_secs_f64())

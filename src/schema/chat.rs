@@ -151,17 +151,18 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::System,
+        Role::Developer,
+        Role::User,
+        Role::Assistant,
+        Role::Tool,
+        Role::Function,
+    ];
+
     /// The role a wire name stands for (as deserializing reads it), if it is one.
     pub fn from_name(name: &str) -> Option<Role> {
-        Some(match name {
-            "system" => Role::System,
-            "developer" => Role::Developer,
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            "tool" => Role::Tool,
-            "function" => Role::Function,
-            _ => return None,
-        })
+        Role::ALL.into_iter().find(|role| role.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -541,3 +542,20 @@ deserialize_with_extra!(CompletionTokensDetails {
     reasoning_tokens: "reasoning_tokens",
     audio_tokens: "audio_tokens",
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_are_the_wire_names() {
+        for role in Role::ALL {
+            let wire = serde_json::to_string(&role).unwrap();
+            assert_eq!(wire, format!("\"{}\"", role.as_str()));
+            assert_eq!(Role::from_name(role.as_str()), Some(role));
+            assert_eq!(serde_json::from_str::<Role>(&wire).unwrap(), role);
+        }
+        assert_eq!(Role::from_name("robot"), None);
+        assert_eq!(Role::from_name("User"), None);
+    }
+}

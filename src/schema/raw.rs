@@ -86,51 +86,53 @@ pub(super) fn check_top_level<'a, C>(
 /// beyond those (which the parsed form keeps) is read by the parsed form's own reader.
 fn read_usage(s: &mut Scanner<'_>) -> Scan<Usage> {
     let mut rest = s.clone();
-    let mut usage = Usage::default();
-    let mut seen = [false; 5];
+    let (mut prompt, mut completion, mut total) = (None, None, None);
+    let (mut prompt_details, mut completion_details) = (None, None);
     let mut known_fields_only = true;
-    let count = |seen: &mut bool, s: &mut Scanner<'_>| -> Scan<u64> {
-        once_flag(seen)?;
-        s.u64()
-    };
     s.object(|s, key| match key {
-        "prompt_tokens" => count(&mut seen[0], s).map(|n| usage.prompt_tokens = n),
-        "completion_tokens" => count(&mut seen[1], s).map(|n| usage.completion_tokens = n),
-        "total_tokens" => count(&mut seen[2], s).map(|n| usage.total_tokens = n),
+        "prompt_tokens" => once(&mut prompt, s.u64()?),
+        "completion_tokens" => once(&mut completion, s.u64()?),
+        "total_tokens" => once(&mut total, s.u64()?),
         "prompt_tokens_details" => {
-            once_flag(&mut seen[3])?;
             let read = details(s, ["cached_tokens", "audio_tokens"], &mut known_fields_only)?;
-            usage.prompt_tokens_details = read.map(|[cached, audio]| PromptTokensDetails {
-                cached_tokens: cached,
-                audio_tokens: audio,
-                ..Default::default()
-            });
-            Ok(())
+            once(&mut prompt_details, read)
         }
         "completion_tokens_details" => {
-            once_flag(&mut seen[4])?;
             let read = details(
                 s,
                 ["reasoning_tokens", "audio_tokens"],
                 &mut known_fields_only,
             )?;
-            usage.completion_tokens_details =
-                read.map(|[reasoning, audio]| CompletionTokensDetails {
-                    reasoning_tokens: reasoning,
-                    audio_tokens: audio,
-                    ..Default::default()
-                });
-            Ok(())
+            once(&mut completion_details, read)
         }
         _ => {
             known_fields_only = false;
             s.skip()
         }
     })?;
-    if known_fields_only {
-        return Ok(usage);
+    if !known_fields_only {
+        return serde_json::from_str::<Usage>(rest.value_text()?).map_err(|_| Invalid);
     }
-    serde_json::from_str::<Usage>(rest.value_text()?).map_err(|_| Invalid)
+    Ok(Usage {
+        prompt_tokens: prompt.unwrap_or(0),
+        completion_tokens: completion.unwrap_or(0),
+        total_tokens: total.unwrap_or(0),
+        prompt_tokens_details: prompt_details.flatten().map(|[cached, audio]| {
+            PromptTokensDetails {
+                cached_tokens: cached,
+                audio_tokens: audio,
+                ..Default::default()
+            }
+        }),
+        completion_tokens_details: completion_details.flatten().map(|[reasoning, audio]| {
+            CompletionTokensDetails {
+                reasoning_tokens: reasoning,
+                audio_tokens: audio,
+                ..Default::default()
+            }
+        }),
+        ..Default::default()
+    })
 }
 
 /// A details object of usage (or null): the two counts named, each possibly null or absent;
@@ -151,13 +153,6 @@ fn details(
         })?;
         Ok(counts.map(Option::flatten))
     })
-}
-
-fn once_flag(seen: &mut bool) -> Scan<()> {
-    if std::mem::replace(seen, true) {
-        return Err(Invalid);
-    }
-    Ok(())
 }
 
 /// A field that must be there and may be null, read by `read` when it is not.
@@ -215,7 +210,7 @@ fn answer_choice(s: &mut Scanner<'_>) -> Scan<Option<FinishReason>> {
 }
 
 impl RawChatResponse {
-    /// Keeps `body` as it is if it is a complete OpenAI chat completion (see `Checked`);
+    /// Keeps `body` as it is if it is a complete OpenAI chat completion (see `check_top_level`);
     /// `None` if it is not, and it must be parsed (which also reports what is wrong with it).
     pub fn check(body: &Bytes) -> Option<RawChatResponse> {
         // UTF-8 checked over the whole body at once: the scanner reads a `str`.

@@ -88,13 +88,7 @@ fn delta_has_token(s: &mut Scanner<'_>) -> Scan<bool> {
             &mut text,
             raw::nullable(s, |s| s.any_str().map(|empty| !empty))?,
         ),
-        "tool_calls" => {
-            let present = !s.null()?;
-            if present {
-                s.skip()?;
-            }
-            once(&mut tool_calls, present)
-        }
+        "tool_calls" => once(&mut tool_calls, raw::nullable(s, Scanner::skip)?.is_some()),
         _ => s.skip(),
     })?;
     Ok(text.flatten().unwrap_or(false) || tool_calls.unwrap_or(false))
@@ -102,7 +96,7 @@ fn delta_has_token(s: &mut Scanner<'_>) -> Scan<bool> {
 
 impl RawChunk {
     /// Keeps `data` (the text of one `data:` event) as it is if it is a complete OpenAI chunk
-    /// (see `Checked`) that can be framed as one `data:` line again; gives it back if it must be
+    /// (see `raw::check_top_level`) that can be framed as one `data:` line again; gives it back if it must be
     /// parsed (which also reports what is wrong with it).
     pub fn check(data: String) -> Result<RawChunk, String> {
         let text = data.trim();
