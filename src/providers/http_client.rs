@@ -36,7 +36,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tower_service::Service;
 
-use super::pool::{Conn, Origin, Pool, RequestBody};
+use super::pool::{Checkout, Conn, Origin, Pool, RequestBody};
 use crate::memo::Recent;
 use crate::secret::Secret;
 
@@ -253,21 +253,36 @@ impl RequestBuilder {
                 .insert(http::header::PROXY_AUTHORIZATION, auth);
         }
         let uri = request.uri().clone();
-        // A pooled connection the upstream has closed since gives the request back unsent: it
-        // goes on the next one, or on a new connection.
-        while let Some(conn) = inner.pool.checkout(&origin) {
-            match inner.send_on(conn, &origin, request, host.as_ref()).await {
-                Ok(response) => return Ok(response),
-                Err(Attempt::Unsent(mut unsent, _)) => {
-                    *unsent.uri_mut() = uri.clone();
-                    request = *unsent;
+        let mut may_wait = true;
+        let opening = loop {
+            match inner.pool.checkout(&origin, may_wait) {
+                Checkout::Ready(conn) => {
+                    match inner.send_on(conn, &origin, request, host.as_ref()).await {
+                        Ok(response) => return Ok(response),
+                        // A pooled connection the upstream has closed since gives the request
+                        // back unsent: it goes on the next one, or on a new connection.
+                        Err(Attempt::Unsent(mut unsent, _)) => {
+                            *unsent.uri_mut() = uri.clone();
+                            request = *unsent;
+                        }
+                        Err(Attempt::Failed(e)) => return Err(e),
+                    }
                 }
-                Err(Attempt::Failed(e)) => return Err(e),
+                Checkout::Wait(elsewhere) => {
+                    // Boxed: rare, and it would otherwise add its size to every request's.
+                    Box::pin(elsewhere.settled()).await;
+                    may_wait = false;
+                }
+                Checkout::Open(opening) => break opening,
             }
-        }
+        };
         // Boxed: a connection's handshake (HTTP/2's above all) is a large future, and inline it
         // would make every request's future that size, copied whole each time it moves.
-        let conn = Box::pin(inner.connect(&origin, uri)).await?;
+        let conn = Box::pin(inner.connect(&origin, uri)).await;
+        // Settled (shared if HTTP/2, recorded if HTTP/1, or failed): the requests that waited
+        // for it check out again.
+        drop(opening);
+        let conn = conn?;
         match inner.send_on(conn, &origin, request, host.as_ref()).await {
             Ok(response) => Ok(response),
             Err(Attempt::Unsent(_, e)) => Err(SendError::Http(e)),
@@ -307,6 +322,9 @@ impl Inner {
             });
             self.pool.put_h2(origin.clone(), sender.clone());
             return Ok(Conn::H2(sender));
+        }
+        if origin.0 == Scheme::HTTPS {
+            self.pool.settled_on_h1(origin);
         }
         let (sender, connection) = hyper::client::conn::http1::handshake(io)
             .await

@@ -115,14 +115,13 @@ pid {work}/nginx.pid;
 error_log {work}/error.log warn;
 events {{ worker_connections 256; }}
 http {{
-    log_format proto '$server_protocol $request_method $uri $status';
-    access_log {work}/access.log proto;
+    log_format conn '$connection $server_protocol $request_method $uri $status';
+    access_log {work}/access.log conn;
     client_body_temp_path {work}/client_body;
     proxy_temp_path {work}/proxy;
     fastcgi_temp_path {work}/fastcgi;
     uwsgi_temp_path {work}/uwsgi;
     scgi_temp_path {work}/scgi;
-    log_format conn '$connection $server_protocol $request_method $uri $status';
     server {{
         listen 127.0.0.1:{port} ssl http2;
         ssl_certificate {cert};
@@ -158,19 +157,25 @@ class TlsFront:
         self.ca = ca
         self.work = work
 
-    def _lines(self, name: str) -> list[str]:
-        with open(os.path.join(self.work, name)) as f:
-            return [line.strip() for line in f if line.strip()]
+    def _entries(self, name: str) -> list[tuple[str, str]]:
+        """(nginx's connection number, ``<protocol> <method> <path> <status>``) per logged request."""
+        path = os.path.join(self.work, name)
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [(line.split(" ", 1)[0], line.split(" ", 1)[1].strip()) for line in f if line.strip()]
 
     def requests(self) -> list[str]:
         """Access log lines of ``url``: ``<protocol> <method> <path> <status>``."""
-        return self._lines("access.log")
+        return [line for _, line in self.requests_by_connection()]
+
+    def requests_by_connection(self) -> list[tuple[str, str]]:
+        """Access log lines of ``url`` with the number of the connection each came on."""
+        return self._entries("access.log")
 
     def requests_h1(self) -> list[tuple[str, str]]:
-        """Access log lines of ``url_h1``: (nginx's connection number, ``<protocol> <method> <path> <status>``)."""
-        if not os.path.exists(os.path.join(self.work, "access_h1.log")):
-            return []
-        return [(line.split(" ", 1)[0], line.split(" ", 1)[1]) for line in self._lines("access_h1.log")]
+        """Access log lines of ``url_h1`` with the number of the connection each came on."""
+        return self._entries("access_h1.log")
 
 
 @contextmanager

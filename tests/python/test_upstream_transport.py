@@ -5,8 +5,10 @@ HTTP_PROXY, with NO_PROXY honoured. Driven through `ferrogate serve` with the `o
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,56 @@ def test_https_upstream_over_http2_trusting_ssl_cert_file(tls_front: TlsFront, s
     assert tls_front.requests()[seen:] == ["HTTP/2.0 POST /v1/chat/completions 200"] * 2
 
 
+def logged(entries: Any, seen: int, count: int) -> list[tuple[str, str]]:
+    """The `count` log entries after the first `seen`; nginx logs a request once it has sent the
+    whole response, so they may come a little after the answers."""
+    deadline = time.monotonic() + 5
+    while len(entries()) < seen + count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return list(entries()[seen:])
+
+
+def test_a_burst_of_requests_shares_one_new_http2_connection(tls_front: TlsFront, serve: Any) -> None:
+    # One serving thread: each keeps its own upstream connections.
+    client = trusting(serve, tls_front, tls_front.url, {"threads": 1})
+    seen = len(tls_front.requests_by_connection())
+    burst = 24
+    start = threading.Barrier(burst)
+
+    def one(i: int) -> str:
+        start.wait()
+        return chat(client, "secure/gpt-4o-mini", f"burst {i}")
+
+    # All of them reach the gateway while its first connection to nginx is still being opened.
+    with ThreadPoolExecutor(burst) as pool:
+        answers = list(pool.map(one, range(burst)))
+    assert answers == [f"You said: burst {i}" for i in range(burst)]
+    got = logged(tls_front.requests_by_connection, seen, burst)
+    assert [line for _, line in got] == ["HTTP/2.0 POST /v1/chat/completions 200"] * burst
+    # The requests that found no connection waited for the one being opened (HTTP/2, settled
+    # by ALPN) instead of each opening its own: one TLS handshake for the whole burst.
+    assert len({connection for connection, _ in got}) == 1, got
+
+
+def test_a_burst_to_an_http1_upstream_opens_a_connection_per_request(tls_front: TlsFront, serve: Any) -> None:
+    client = trusting(serve, tls_front, tls_front.url_h1, {"threads": 1})
+    seen = len(tls_front.requests_h1())
+    burst = 8
+    start = threading.Barrier(burst)
+
+    def one(i: int) -> str:
+        start.wait()
+        return streamed(client, "secure/gpt-4o-mini", f"burst {i}")
+
+    with ThreadPoolExecutor(burst) as pool:
+        answers = list(pool.map(one, range(burst)))
+    assert answers == [f"You said: burst {i}" for i in range(burst)]
+    got = logged(tls_front.requests_h1, seen, burst)
+    assert [line for _, line in got] == ["HTTP/1.1 POST /v1/chat/completions 200"] * burst
+    # Once TLS settled on HTTP/1, the requests that had waited opened connections of their own.
+    assert len({connection for connection, _ in got}) > 1, got
+
+
 def test_https_upstream_over_http1_keeps_its_connection_open(tls_front: TlsFront, serve: Any) -> None:
     # One serving thread: each keeps its own upstream connections, and the SDK may send a request
     # on a new connection of its own, which could land on another thread.
@@ -86,10 +138,7 @@ def test_https_upstream_over_http1_keeps_its_connection_open(tls_front: TlsFront
     time.sleep(0.2)
     assert chat(client, "secure/gpt-4o-mini", "three") == "You said: three"
     assert streamed(client, "secure/gpt-4o-mini", "four") == "You said: four"
-    deadline = time.monotonic() + 5
-    while len(tls_front.requests_h1()) < seen + 4 and time.monotonic() < deadline:
-        time.sleep(0.05)  # nginx logs a request once it has sent the whole response
-    got = tls_front.requests_h1()[seen:]
+    got = logged(tls_front.requests_h1, seen, 4)
     # HTTP/1.1 with a Host header (nginx answers 400 without one), and all four on one TLS
     # connection: the gateway keeps it open between requests, streams included.
     assert [line for _, line in got] == ["HTTP/1.1 POST /v1/chat/completions 200"] * 4
