@@ -36,7 +36,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tower_service::Service;
 
-use super::pool::{Checkout, Conn, Origin, Pool, RequestBody};
+use super::pool::{Checkout, Conn, Origin, Pool, RequestBody, StreamSlot};
 use crate::memo::Recent;
 use crate::secret::Secret;
 
@@ -270,8 +270,8 @@ impl RequestBuilder {
                 }
                 Checkout::Wait(elsewhere) => {
                     // Boxed: rare, and it would otherwise add its size to every request's.
-                    Box::pin(elsewhere.settled()).await;
-                    may_wait = false;
+                    // After a connection that failed, this request opens its own.
+                    may_wait = Box::pin(elsewhere.opened()).await;
                 }
                 Checkout::Open(opening) => break opening,
             }
@@ -279,9 +279,10 @@ impl RequestBuilder {
         // Boxed: a connection's handshake (HTTP/2's above all) is a large future, and inline it
         // would make every request's future that size, copied whole each time it moves.
         let conn = Box::pin(inner.connect(&origin, uri)).await;
-        // Settled (shared if HTTP/2, recorded if HTTP/1, or failed): the requests that waited
-        // for it check out again.
-        drop(opening);
+        // Shared if HTTP/2, or recorded as HTTP/1: the requests that waited check out again.
+        if let Some(opening) = opening {
+            opening.settled(conn.is_ok());
+        }
         let conn = conn?;
         match inner.send_on(conn, &origin, request, host.as_ref()).await {
             Ok(response) => Ok(response),
@@ -320,8 +321,7 @@ impl Inner {
                     tracing::debug!(error = %e, "upstream HTTP/2 connection closed");
                 }
             });
-            self.pool.put_h2(origin.clone(), sender.clone());
-            return Ok(Conn::H2(sender));
+            return Ok(self.pool.put_h2(origin.clone(), sender));
         }
         if origin.0 == Scheme::HTTPS {
             self.pool.settled_on_h1(origin);
@@ -350,10 +350,12 @@ impl Inner {
         host: Option<&HeaderValue>,
     ) -> Result<Response, Attempt> {
         let (mut sender, proxied) = match conn {
-            Conn::H2(mut sender) => {
+            Conn::H2(mut sender, slot) => {
                 // HTTP/2 takes the URL whole (`:scheme`, `:authority`, `:path`) and no `Host`.
                 return match sender.try_send_request(request).await {
-                    Ok(response) => Ok(response.map(|body| ResponseBody::new(body, None))),
+                    Ok(response) => {
+                        Ok(response.map(|body| ResponseBody::new(body, None, Some(slot))))
+                    }
                     Err(e) => Err(unsent_or_failed(e)),
                 };
             }
@@ -381,7 +383,7 @@ impl Inner {
                     sender,
                     proxied,
                 };
-                Ok(response.map(|body| ResponseBody::new(body, Some(release))))
+                Ok(response.map(|body| ResponseBody::new(body, Some(release), None)))
             }
             Err(e) => Err(unsent_or_failed(e)),
         }
@@ -411,7 +413,10 @@ pub struct ResponseBody {
     /// Until its end has been read (or, when the body is dropped before, until its drop hands
     /// it to a task reading off the rest).
     inner: Option<Incoming>,
+    /// HTTP/1: the connection, back to the pool on drop.
     release: Option<Release>,
+    /// HTTP/2: the stream taken on the shared connection, given back on drop.
+    _stream: Option<StreamSlot>,
     /// See [`ResponseBody::read_rest_when_dropped`].
     read_rest: bool,
 }
@@ -423,10 +428,11 @@ const REST_GRACE: Duration = Duration::from_secs(1);
 const REST_LIMIT: usize = 64 * 1024;
 
 impl ResponseBody {
-    fn new(inner: Incoming, release: Option<Release>) -> Self {
+    fn new(inner: Incoming, release: Option<Release>, stream: Option<StreamSlot>) -> Self {
         ResponseBody {
             inner: Some(inner),
             release,
+            _stream: stream,
             read_rest: false,
         }
     }
@@ -1016,14 +1022,14 @@ mod tests {
             assert_eq!(get_text(&client, &url).await.unwrap(), expected);
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
-        assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, false));
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, 0));
 
         // Two at once need two connections; both are kept for the requests that follow.
         let (a, b) = tokio::join!(get_text(&client, &url), get_text(&client, &url));
         let mut got = [a.unwrap(), b.unwrap()];
         got.sort();
         assert_eq!(got, ["1.4", "2.1"]);
-        assert_eq!(client.inner.pool.open(&origin_of(&url)), (2, false));
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (2, 0));
     }
 
     #[tokio::test]
@@ -1039,7 +1045,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
-        assert_eq!(client.inner.pool.open(&origin_of(&url)), (0, false));
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (0, 0));
     }
 
     #[tokio::test]
@@ -1098,10 +1104,10 @@ mod tests {
         };
         // Dropped as it is, before its end arrived: hyper gives the connection up.
         last_event(false).await;
-        assert_eq!(client.inner.pool.open(&origin_of(&url)), (0, false));
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (0, 0));
         // Said to be over, its end is read off and the connection kept for the next request.
         last_event(true).await;
-        assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, false));
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, 0));
         assert_eq!(get_text(&client, &url).await.unwrap(), "2.2");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -1124,7 +1130,7 @@ mod tests {
         // Not kept past the grace period, and never handed to another request meanwhile.
         assert_eq!(get_text(&client, &url).await.unwrap(), "2.1");
         tokio::time::sleep(REST_GRACE + Duration::from_millis(200)).await;
-        assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, false));
+        assert_eq!(client.inner.pool.open(&origin_of(&url)), (1, 0));
         assert_eq!(get_text(&client, &url).await.unwrap(), "2.2");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }

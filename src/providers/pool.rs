@@ -3,23 +3,27 @@
 //! An HTTP/1 connection carries one exchange at a time: it leaves the pool for a request and is
 //! put back when the response's body is dropped (read to its end, or not: hyper then reads off
 //! what has already arrived of the rest, or closes the connection, and a connection that closed
-//! is skipped when next taken). An HTTP/2 connection, when TLS settles on it, is shared by every
-//! request to its origin. Connections unused for [`IDLE_TIMEOUT`] are closed by the next sweep,
-//! which runs at most every 15 s when the pool is used.
+//! is skipped when next taken). An HTTP/2 connection, when TLS settles on it, is shared by the
+//! requests to its origin, up to [`STREAMS_PER_CONNECTION`] at a time: past that, the next
+//! request opens another connection rather than queue behind answers that may take minutes.
+//! Connections unused for [`IDLE_TIMEOUT`] are closed by the next sweep, which runs at most
+//! every 15 s when the pool is used.
 //!
 //! Requests to an HTTPS origin that find no connection while another request is opening one
 //! wait for it rather than open their own ([`Checkout::Wait`]): when TLS settles on HTTP/2 they
 //! all share it, so a burst (at start, or after the upstream closed the connection) costs one
 //! handshake, not one per request. An origin whose last connection settled on HTTP/1 is not
-//! waited for, since each request needs a connection of its own there; and a request waits at
-//! most once, so a connection attempt that fails is not queued behind by everyone else.
+//! waited for, since each request needs a connection of its own there; and a request that
+//! waited for a connection attempt that failed opens its own, so a failing upstream does not
+//! queue everyone behind one attempt after another.
 //!
 //! It replaces a general-purpose pool that hashed each origin with SipHash several times per
 //! request, raced every checkout against a connection attempt and spawned a task per request to
 //! put the connection back: a third of what the upstream exchange cost the gateway.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,6 +43,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const MAX_IDLE_PER_ORIGIN: usize = 1024;
 /// How often the whole pool is swept of expired and closed connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// Requests sent at once on one HTTP/2 connection before another is opened. hyper does not
+/// expose the limit the server announces (SETTINGS_MAX_CONCURRENT_STREAMS), and requests past it
+/// would wait on the connection for streams to end; 100 is the least RFC 9113 recommends that
+/// servers allow.
+pub const STREAMS_PER_CONNECTION: usize = 100;
 
 /// A connection to send a request on.
 pub enum Conn {
@@ -47,7 +56,36 @@ pub enum Conn {
         /// Requests go to a forwarding proxy, in absolute form.
         proxied: bool,
     },
-    H2(http2::SendRequest<RequestBody>),
+    H2(http2::SendRequest<RequestBody>, StreamSlot),
+}
+
+/// One of an HTTP/2 connection's streams, taken until dropped (with the response's body).
+pub struct StreamSlot(Arc<AtomicUsize>);
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Shared {
+    sender: http2::SendRequest<RequestBody>,
+    /// Streams taken ([`StreamSlot`]s alive).
+    streams: Arc<AtomicUsize>,
+    /// When a request last took a stream.
+    used: Instant,
+}
+
+impl Shared {
+    fn take(&mut self, now: Instant) -> Conn {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        self.used = now;
+        Conn::H2(self.sender.clone(), StreamSlot(self.streams.clone()))
+    }
+
+    fn has_room(&self) -> bool {
+        self.streams.load(Ordering::Relaxed) < STREAMS_PER_CONNECTION
+    }
 }
 
 struct Idle {
@@ -67,20 +105,20 @@ struct Connections {
     /// Most recently used last: taken from the end, so the warmest connection serves next and
     /// the coldest ones expire.
     h1: Vec<Idle>,
-    /// With when it was last taken.
-    h2: Option<(http2::SendRequest<RequestBody>, Instant)>,
+    /// Open HTTP/2 connections (usually one; more only when requests fill it).
+    h2: Vec<Shared>,
     /// TLS settled on HTTP/1 at the origin's last connection: requests do not wait for another's.
     h1_only: bool,
-    /// A connection another request is opening, live while its [`Opening`] is held.
-    opening: Option<watch::Receiver<()>>,
+    /// A connection another request is opening, until its [`Opening`] says how it went.
+    opening: Option<watch::Receiver<bool>>,
 }
 
 impl Connections {
     fn is_opening(&self) -> bool {
-        // The channel closes when the opener's sender is dropped; nothing is ever sent on it.
+        // Nothing said yet (a change) and the opener still there (not an error).
         self.opening
             .as_ref()
-            .is_some_and(|o| o.has_changed().is_ok())
+            .is_some_and(|o| matches!(o.has_changed(), Ok(false)))
     }
 }
 
@@ -96,20 +134,25 @@ pub enum Checkout {
     Open(Option<Opening>),
 }
 
-/// Held by the request opening a connection; dropped once it is settled (shared if HTTP/2,
-/// known to be HTTP/1, or failed), which wakes the requests waiting for it.
-pub struct Opening {
-    _settled_when_dropped: watch::Sender<()>,
+/// Held by the request opening a connection, to say how it went: opened (shared if HTTP/2,
+/// or known to be HTTP/1) or not. Dropped without a word (its request was cancelled), it counts
+/// as not opened. Either wakes the requests waiting for it.
+pub struct Opening(watch::Sender<bool>);
+
+impl Opening {
+    pub fn settled(self, opened: bool) {
+        self.0.send_replace(opened);
+    }
 }
 
 /// A connection being opened by another request.
-pub struct OpeningElsewhere(watch::Receiver<()>);
+pub struct OpeningElsewhere(watch::Receiver<bool>);
 
 impl OpeningElsewhere {
-    /// Returns once the connection is settled, however it went.
-    pub async fn settled(mut self) {
-        // Nothing is sent: this returns with an error when the opener drops its side.
-        let _ = self.0.changed().await;
+    /// Waits until the connection is settled; whether it opened.
+    pub async fn opened(mut self) -> bool {
+        // An error: the opener is gone without a word.
+        self.0.changed().await.is_ok() && *self.0.borrow()
     }
 }
 
@@ -148,12 +191,11 @@ impl Pool {
         let mut state = self.lock();
         state.sweep_if_due(now);
         if let Some(conns) = state.origins.get_mut(origin) {
-            if let Some((h2, used)) = &mut conns.h2 {
-                if !h2.is_closed() {
-                    *used = now;
-                    return Checkout::Ready(Conn::H2(h2.clone()));
+            if !conns.h2.is_empty() {
+                conns.h2.retain(|shared| !shared.sender.is_closed());
+                if let Some(shared) = conns.h2.iter_mut().find(|shared| shared.has_room()) {
+                    return Checkout::Ready(shared.take(now));
                 }
-                conns.h2 = None;
             }
             while let Some(idle) = conns.h1.pop() {
                 if idle.usable(now) {
@@ -175,11 +217,9 @@ impl Pool {
         if let Some(opening) = conns.opening.as_ref().filter(|_| conns.is_opening()) {
             return Checkout::Wait(OpeningElsewhere(opening.clone()));
         }
-        let (sender, receiver) = watch::channel(());
+        let (sender, receiver) = watch::channel(false);
         conns.opening = Some(receiver);
-        Checkout::Open(Some(Opening {
-            _settled_when_dropped: sender,
-        }))
+        Checkout::Open(Some(Opening(sender)))
     }
 
     /// Records that TLS settled on HTTP/1 with `origin`: its requests stop waiting for one
@@ -209,24 +249,30 @@ impl Pool {
         }
     }
 
-    /// Shares a new HTTP/2 connection to `origin` with the requests that follow. One made at
-    /// the same time by another request replaces it; the replaced one closes once its requests
-    /// are done.
-    pub fn put_h2(&self, origin: Origin, sender: http2::SendRequest<RequestBody>) {
+    /// Shares a new HTTP/2 connection to `origin` with the requests that follow, and takes its
+    /// first stream for the request that opened it.
+    pub fn put_h2(&self, origin: Origin, sender: http2::SendRequest<RequestBody>) -> Conn {
+        let mut shared = Shared {
+            sender,
+            streams: Arc::new(AtomicUsize::new(0)),
+            used: Instant::now(),
+        };
+        let conn = shared.take(shared.used);
         let mut state = self.lock();
         let conns = state.origins.entry(origin).or_default();
-        conns.h2 = Some((sender, Instant::now()));
+        conns.h2.push(shared);
         conns.h1_only = false;
+        conn
     }
 
     /// Idle HTTP/1 connections and shared HTTP/2 ones, for tests.
     #[cfg(test)]
-    pub fn open(&self, origin: &Origin) -> (usize, bool) {
+    pub fn open(&self, origin: &Origin) -> (usize, usize) {
         let state = self.lock();
-        state.origins.get(origin).map_or((0, false), |c| {
+        state.origins.get(origin).map_or((0, 0), |c| {
             (
                 c.h1.iter().filter(|i| !i.sender.is_closed()).count(),
-                c.h2.is_some(),
+                c.h2.iter().filter(|s| !s.sender.is_closed()).count(),
             )
         })
     }
@@ -240,14 +286,14 @@ impl State {
         self.last_sweep = now;
         self.origins.retain(|_, conns| {
             conns.h1.retain(|idle| idle.usable(now));
-            if conns.h2.as_ref().is_some_and(|(h2, used)| {
-                h2.is_closed() || now.saturating_duration_since(*used) >= IDLE_TIMEOUT
-            }) {
-                conns.h2 = None;
-            }
+            // One no request took a stream of for a while goes (its streams still open finish).
+            conns.h2.retain(|shared| {
+                !shared.sender.is_closed()
+                    && now.saturating_duration_since(shared.used) < IDLE_TIMEOUT
+            });
             // An origin's entry goes with its connections, and with it what TLS settled on last
             // (learnt again at the next connection), but not while a connection is being opened.
-            !conns.h1.is_empty() || conns.h2.is_some() || conns.is_opening()
+            !conns.h1.is_empty() || !conns.h2.is_empty() || conns.is_opening()
         });
     }
 }
@@ -273,33 +319,63 @@ mod tests {
         }
     }
 
+    fn waits(checkout: Checkout) -> OpeningElsewhere {
+        match checkout {
+            Checkout::Wait(elsewhere) => elsewhere,
+            _ => panic!("should wait for the connection being opened"),
+        }
+    }
+
+    /// An HTTP/2 connection's sending half, over an in-memory pipe whose other end is kept
+    /// (nothing answers: the pool only counts what is sent on it).
+    async fn h2_sender() -> (http2::SendRequest<RequestBody>, tokio::io::DuplexStream) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (sender, connection) = http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(client),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        (sender, server)
+    }
+
     #[tokio::test]
     async fn requests_to_an_https_origin_wait_for_the_connection_being_opened() {
         let pool = Pool::default();
         let api = origin("https://api.example.com");
         let first = opening(pool.checkout(&api, true)).expect("the first opens and says so");
-        let Checkout::Wait(second) = pool.checkout(&api, true) else {
-            panic!("the second should wait for the first's connection");
-        };
-        let Checkout::Wait(third) = pool.checkout(&api, true) else {
-            panic!("so should the third");
-        };
+        let second = waits(pool.checkout(&api, true));
+        let third = waits(pool.checkout(&api, true));
         // Another origin is not held up by it.
         assert!(opening(pool.checkout(&origin("https://other.example.com"), true)).is_some());
-        // A request that already waited once opens its own, and holds nobody up.
+        // A request whose wait ended in a failure opens its own, and holds nobody up.
         assert!(opening(pool.checkout(&api, false)).is_none());
-        let mut second = Box::pin(second.settled());
+        let mut second = Box::pin(second.opened());
         assert!(
             (&mut second).now_or_never().is_none(),
             "settled before the opener is done"
         );
-        drop(first);
-        second.await;
-        third.settled().await;
-        // The opener gone without a connection: the next request opens again.
+        first.settled(false);
+        assert!(!second.await, "the opener said it failed");
+        assert!(!third.opened().await);
+        // The next request opens again; when the opener is dropped without a word (its request
+        // cancelled), the waiting ones learn that too.
         let again = opening(pool.checkout(&api, true)).expect("a new opener");
-        assert!(matches!(pool.checkout(&api, true), Checkout::Wait(_)));
+        let waiting = waits(pool.checkout(&api, true));
         drop(again);
+        assert!(!waiting.opened().await);
+        // One that opened wakes them with the news.
+        let (sender, _server) = h2_sender().await;
+        let opener = opening(pool.checkout(&api, true)).expect("a new opener");
+        let waiting = waits(pool.checkout(&api, true));
+        let _stream = pool.put_h2(api.clone(), sender);
+        opener.settled(true);
+        assert!(waiting.opened().await);
+        assert!(matches!(
+            pool.checkout(&api, true),
+            Checkout::Ready(Conn::H2(..))
+        ));
     }
 
     #[test]
@@ -311,9 +387,43 @@ mod tests {
         let tls = origin("https://vllm.internal");
         let first = opening(pool.checkout(&tls, true)).expect("not yet known to be HTTP/1");
         pool.settled_on_h1(&tls);
-        drop(first);
+        first.settled(true);
         // Each request needs its own HTTP/1 connection: none waits for another's.
         assert!(opening(pool.checkout(&tls, true)).is_none());
         assert!(opening(pool.checkout(&tls, true)).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_http2_connection_makes_the_next_request_open_another() {
+        let pool = Pool::default();
+        let api = origin("https://api.example.com");
+        let (sender, _server) = h2_sender().await;
+        let mut streams = vec![pool.put_h2(api.clone(), sender)];
+        for _ in 1..STREAMS_PER_CONNECTION {
+            match pool.checkout(&api, true) {
+                Checkout::Ready(conn @ Conn::H2(..)) => streams.push(conn),
+                _ => panic!("the connection has room"),
+            }
+        }
+        // Full: the next opens a second connection (and those after it wait for that one).
+        let opener = opening(pool.checkout(&api, true)).expect("opens another");
+        let _waiting = waits(pool.checkout(&api, true));
+        let (second, _server2) = h2_sender().await;
+        streams.push(pool.put_h2(api.clone(), second));
+        opener.settled(true);
+        assert_eq!(pool.open(&api), (0, 2));
+        // The second has room now; and a stream given back on the first makes room there too.
+        assert!(matches!(
+            pool.checkout(&api, true),
+            Checkout::Ready(Conn::H2(..))
+        ));
+        streams.truncate(STREAMS_PER_CONNECTION - 1);
+        let Checkout::Ready(Conn::H2(_, slot)) = pool.checkout(&api, true) else {
+            panic!("a stream was given back");
+        };
+        assert!(Arc::ptr_eq(
+            &slot.0,
+            &pool.lock().origins[&api].h2[0].streams
+        ));
     }
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -105,6 +106,30 @@ def test_a_burst_of_requests_shares_one_new_http2_connection(tls_front: TlsFront
     # The requests that found no connection waited for the one being opened (HTTP/2, settled
     # by ALPN) instead of each opening its own: one TLS handshake for the whole burst.
     assert len({connection for connection, _ in got}) == 1, got
+
+
+def test_requests_past_a_connections_stream_limit_go_on_another(tls_front: TlsFront, serve: Any) -> None:
+    client = trusting(serve, tls_front, tls_front.url, {"threads": 1})
+    assert chat(client, "secure/gpt-4o-mini", "warm") == "You said: warm"
+    seen = len(tls_front.requests_by_connection())
+    # More answers in flight at once than the gateway sends on one HTTP/2 connection (100), each
+    # taking long enough that all of them are in flight together.
+    burst = 130
+    start = threading.Barrier(burst)
+
+    def one(i: int) -> str:
+        start.wait()
+        return chat(client, "secure/x-slow-1500", f"slow {i}")
+
+    with ThreadPoolExecutor(burst) as pool:
+        answers = list(pool.map(one, range(burst)))
+    assert answers == [f"You said: slow {i}" for i in range(burst)]
+    got = logged(tls_front.requests_by_connection, seen, burst)
+    assert [line for _, line in got] == ["HTTP/2.0 POST /v1/chat/completions 200"] * burst
+    # The first connection (kept from the warm-up) took 100; the rest shared a second one rather
+    # than wait for streams of the first to end, or open one each.
+    per_connection = Counter(connection for connection, _ in got)
+    assert sorted(per_connection.values()) == [burst - 100, 100], per_connection
 
 
 def test_a_burst_to_an_http1_upstream_opens_a_connection_per_request(tls_front: TlsFront, serve: Any) -> None:
