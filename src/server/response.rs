@@ -48,34 +48,114 @@ fn served_by_value(s: &str) -> HeaderValue {
     SERVED_BY_VALUES.with_borrow_mut(|values| values.get_or(s, header_value))
 }
 
+/// The kinds of served answer, by their fixed headers.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// With its length, sent as `content-length`.
+    Json(u64),
+    EventStream,
+}
+
+impl Answer {
+    fn fixed_headers(self) -> Vec<(HeaderName, HeaderValue)> {
+        match self {
+            Answer::Json(_) => vec![(header::CONTENT_TYPE, JSON)],
+            Answer::EventStream => vec![
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                (ACCEL_BUFFERING, HeaderValue::from_static("no")),
+            ],
+        }
+    }
+}
+
+/// The headers whose values change from one answer to the next, in the order
+/// [`served_response`] fills them; the key's name last, when a named key served.
+const PER_ANSWER: [HeaderName; 9] = [
+    PROVIDER,
+    MODEL,
+    DEPLOYMENT,
+    ATTEMPTS,
+    FALLBACK_INDEX,
+    UPSTREAM_MS,
+    OVERHEAD_US,
+    REQUEST_ID,
+    KEY,
+];
+
+thread_local! {
+    /// Each kind of answer's headers, with and without the key's name (values of the changing
+    /// ones left empty), per thread: an answer clones its map and fills the values in place,
+    /// where inserting the headers one by one would hash every name on every response. With
+    /// each, how many fixed headers come first.
+    static TEMPLATES: [(HeaderMap, usize); 4] = [
+        template(Answer::Json(0), false),
+        template(Answer::Json(0), true),
+        template(Answer::EventStream, false),
+        template(Answer::EventStream, true),
+    ];
+}
+
+fn template(answer: Answer, with_key: bool) -> (HeaderMap, usize) {
+    let fixed = answer.fixed_headers();
+    let changing = &PER_ANSWER[..PER_ANSWER.len() - usize::from(!with_key)];
+    let mut headers = HeaderMap::with_capacity(fixed.len() + changing.len() + 1);
+    for (name, value) in &fixed {
+        headers.insert(name.clone(), value.clone());
+    }
+    // A JSON answer's length first: set here, the HTTP server does not add it to the map (a
+    // clone of the map has no room to spare, so an insert would reallocate it).
+    if let Answer::Json(_) = answer {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static(""));
+    }
+    for name in changing {
+        headers.insert(name.clone(), HeaderValue::from_static(""));
+    }
+    (headers, fixed.len())
+}
+
 /// A 200 answer with the headers that say who served the request and what the gateway itself
-/// cost, plus `content_type` and `extra`. The map is filled directly, sized for all of them: a
-/// response builder moves its whole state on every header, and a growing map reallocates.
+/// cost.
 fn served_response(
     body: Body,
-    content_type: HeaderValue,
-    extra: &[(HeaderName, HeaderValue)],
+    answer: Answer,
     request_id: &str,
     meta: &ServedBy,
     started: Instant,
 ) -> Response {
     let overhead = started.elapsed().saturating_sub(meta.upstream);
-    let mut headers = HeaderMap::with_capacity(10 + extra.len());
-    headers.insert(header::CONTENT_TYPE, content_type);
-    for (name, value) in extra {
-        headers.insert(name.clone(), value.clone());
+    let with_key = meta.key_name.is_some();
+    let kind = match answer {
+        Answer::Json(_) => 0,
+        Answer::EventStream => 1,
+    };
+    let (mut headers, fixed) = TEMPLATES.with(|t| t[kind * 2 + usize::from(with_key)].clone());
+    let length = match answer {
+        Answer::Json(length) => Some(HeaderValue::from(length)),
+        Answer::EventStream => None,
+    };
+    let values = length
+        .into_iter()
+        .chain([
+            served_by_value(&meta.provider),
+            served_by_value(&meta.model),
+            served_by_value(&meta.deployment),
+            HeaderValue::from(meta.attempts),
+            HeaderValue::from(meta.fallback_index),
+            millis_value(meta.upstream),
+            HeaderValue::from(overhead.as_micros() as u64),
+            header_value(request_id),
+        ])
+        .chain(meta.key_name.as_deref().map(served_by_value));
+    // A map iterates its entries in the order they were inserted (each name once here), so the
+    // changing values come after the fixed ones: the length, then `PER_ANSWER` order.
+    let slots = headers.values_mut().skip(fixed);
+    for (slot, value) in slots.zip(values) {
+        *slot = value;
     }
-    headers.insert(PROVIDER, served_by_value(&meta.provider));
-    headers.insert(MODEL, served_by_value(&meta.model));
-    headers.insert(DEPLOYMENT, served_by_value(&meta.deployment));
-    headers.insert(ATTEMPTS, HeaderValue::from(meta.attempts));
-    headers.insert(FALLBACK_INDEX, HeaderValue::from(meta.fallback_index));
-    headers.insert(UPSTREAM_MS, millis_value(meta.upstream));
-    headers.insert(OVERHEAD_US, HeaderValue::from(overhead.as_micros() as u64));
-    if let Some(key) = &meta.key_name {
-        headers.insert(KEY, served_by_value(key));
-    }
-    headers.insert(REQUEST_ID, header_value(request_id));
     let mut response = Response::new(body);
     *response.headers_mut() = headers;
     response
@@ -110,12 +190,14 @@ pub fn encode_body<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Res
 }
 
 pub fn json_response(
-    body: impl Into<Body>,
+    body: impl Into<Bytes>,
     request_id: &str,
     meta: &ServedBy,
     started: Instant,
 ) -> Response {
-    served_response(body.into(), JSON, &[], request_id, meta, started)
+    let body: Bytes = body.into();
+    let answer = Answer::Json(body.len() as u64);
+    served_response(Body::from(body), answer, request_id, meta, started)
 }
 
 /// A plain JSON answer that no upstream served (models list, health).
@@ -262,11 +344,7 @@ where
 {
     served_response(
         Body::from_stream(body),
-        HeaderValue::from_static("text/event-stream"),
-        &[
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (ACCEL_BUFFERING, HeaderValue::from_static("no")),
-        ],
+        Answer::EventStream,
         request_id,
         meta,
         started,
@@ -302,5 +380,70 @@ mod tests {
         assert_eq!(ms(Duration::from_micros(999)), "0.999");
         assert_eq!(ms(Duration::from_millis(1_500)), "1500.000");
         assert_eq!(ms(Duration::from_secs(86_400 * 365)), "31536000000.000");
+    }
+
+    #[test]
+    fn served_headers_carry_each_value_under_its_own_name() {
+        let meta = |key: Option<&str>| ServedBy {
+            provider: "openai".into(),
+            model: "gpt-4o-mini".into(),
+            deployment: "primary".into(),
+            key_name: key.map(Into::into),
+            attempts: 2,
+            fallback_index: 1,
+            upstream: Duration::from_micros(12_345),
+        };
+        let started = Instant::now() - Duration::from_millis(20);
+        for (answer, fixed) in [
+            (
+                Answer::Json(321),
+                vec![
+                    ("content-type", "application/json"),
+                    ("content-length", "321"),
+                ],
+            ),
+            (
+                Answer::EventStream,
+                vec![
+                    ("content-type", "text/event-stream"),
+                    ("cache-control", "no-cache"),
+                    ("x-accel-buffering", "no"),
+                ],
+            ),
+        ] {
+            for key in [None, Some("team-a")] {
+                let response =
+                    served_response(Body::empty(), answer, "req-42", &meta(key), started);
+                let mut got: Vec<(String, String)> = response
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+                    .collect();
+                let overhead = got
+                    .iter()
+                    .position(|(n, _)| n == "x-ferrogate-overhead-us")
+                    .map(|i| got.remove(i).1.parse::<u64>().unwrap())
+                    .unwrap();
+                // Measured from `started`, 20 ms ago, less the upstream's 12.3 ms.
+                assert!((7_000..1_000_000).contains(&overhead), "{overhead}");
+                let mut want: Vec<(String, String)> = fixed
+                    .iter()
+                    .chain(&[
+                        ("x-ferrogate-provider", "openai"),
+                        ("x-ferrogate-model", "gpt-4o-mini"),
+                        ("x-ferrogate-deployment", "primary"),
+                        ("x-ferrogate-attempts", "2"),
+                        ("x-ferrogate-fallback-index", "1"),
+                        ("x-ferrogate-upstream-ms", "12.345"),
+                        ("x-request-id", "req-42"),
+                    ])
+                    .chain(key.as_ref().map(|k| ("x-ferrogate-key", *k)).as_slice())
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                got.sort();
+                want.sort();
+                assert_eq!(got, want);
+            }
+        }
     }
 }
