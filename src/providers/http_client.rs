@@ -254,6 +254,7 @@ impl RequestBuilder {
         }
         let uri = request.uri().clone();
         let mut may_wait = true;
+        let mut turned_away = 0;
         let opening = loop {
             match inner.pool.checkout(&origin, may_wait) {
                 Checkout::Ready(conn) => {
@@ -264,6 +265,16 @@ impl RequestBuilder {
                         Err(Attempt::Unsent(mut unsent, _)) => {
                             *unsent.uri_mut() = uri.clone();
                             request = *unsent;
+                        }
+                        // A server closing an HTTP/2 connection gracefully (GOAWAY, which many
+                        // send every so many requests) turns away the requests it has not taken
+                        // up: they go on another connection, up to a few times.
+                        Err(Attempt::TurnedAway(again, e)) => {
+                            turned_away += 1;
+                            if turned_away > MAX_TURNED_AWAY {
+                                return Err(SendError::Http(e));
+                            }
+                            request = *again;
                         }
                         Err(Attempt::Failed(e)) => return Err(e),
                     }
@@ -286,7 +297,7 @@ impl RequestBuilder {
         let conn = conn?;
         match inner.send_on(conn, &origin, request, host.as_ref()).await {
             Ok(response) => Ok(response),
-            Err(Attempt::Unsent(_, e)) => Err(SendError::Http(e)),
+            Err(Attempt::Unsent(_, e) | Attempt::TurnedAway(_, e)) => Err(SendError::Http(e)),
             Err(Attempt::Failed(e)) => Err(e),
         }
     }
@@ -296,7 +307,47 @@ impl RequestBuilder {
 enum Attempt {
     /// Nothing was sent (the connection had closed): the request may go on another.
     Unsent(Box<Request<RequestBody>>, hyper::Error),
+    /// Sent on HTTP/2 and turned away unprocessed by the server: a copy may go on another.
+    TurnedAway(Box<Request<RequestBody>>, hyper::Error),
     Failed(SendError),
+}
+
+/// How many times a request turned away unprocessed is sent again.
+const MAX_TURNED_AWAY: u32 = 3;
+
+/// How the server turned an HTTP/2 request away without processing it, so that it may be sent
+/// again as it is (RFC 9113, 8.7).
+#[derive(PartialEq)]
+enum TurnedAway {
+    /// Started after the last stream the server's GOAWAY let through (or after the GOAWAY
+    /// itself). Streams it had taken up fail otherwise if the connection then breaks (a broken
+    /// pipe, not a GOAWAY).
+    GoingAway,
+    /// Reset with `REFUSED_STREAM`.
+    Refused,
+}
+
+fn turned_away(e: &hyper::Error) -> Option<TurnedAway> {
+    let e = std::error::Error::source(e)?.downcast_ref::<h2::Error>()?;
+    if !e.is_remote() {
+        None
+    } else if e.is_go_away() {
+        Some(TurnedAway::GoingAway)
+    } else if e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        Some(TurnedAway::Refused)
+    } else {
+        None
+    }
+}
+
+/// A copy of a request to send again; the body's bytes are shared, not copied.
+fn copy_of(request: &Request<RequestBody>) -> Request<RequestBody> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 impl Inner {
@@ -351,12 +402,24 @@ impl Inner {
     ) -> Result<Response, Attempt> {
         let (mut sender, proxied) = match conn {
             Conn::H2(mut sender, slot) => {
+                // Kept in case the server turns the request away; HTTP/2 requests go to remote
+                // providers, where this costs little beside the TLS and the network.
+                let again = copy_of(&request);
                 // HTTP/2 takes the URL whole (`:scheme`, `:authority`, `:path`) and no `Host`.
                 return match sender.try_send_request(request).await {
                     Ok(response) => {
                         Ok(response.map(|body| ResponseBody::new(body, None, Some(slot))))
                     }
-                    Err(e) => Err(unsent_or_failed(e)),
+                    Err(e) => match (e.message(), turned_away(e.error())) {
+                        (None, Some(how)) => {
+                            // After a GOAWAY the connection takes no new requests.
+                            if how == TurnedAway::GoingAway {
+                                self.pool.forget_h2(origin, &slot);
+                            }
+                            Err(Attempt::TurnedAway(Box::new(again), e.into_error()))
+                        }
+                        _ => Err(unsent_or_failed(e)),
+                    },
                 };
             }
             Conn::H1 { sender, proxied } => (sender, proxied),

@@ -265,6 +265,15 @@ impl Pool {
         conn
     }
 
+    /// Stops sharing the HTTP/2 connection `slot` is a stream of (the server is closing it).
+    pub fn forget_h2(&self, origin: &Origin, slot: &StreamSlot) {
+        if let Some(conns) = self.lock().origins.get_mut(origin) {
+            conns
+                .h2
+                .retain(|shared| !Arc::ptr_eq(&shared.streams, &slot.0));
+        }
+    }
+
     /// Idle HTTP/1 connections and shared HTTP/2 ones, for tests.
     #[cfg(test)]
     pub fn open(&self, origin: &Origin) -> (usize, usize) {

@@ -133,6 +133,19 @@ http {{
         }}
     }}
     server {{
+        # Closes each connection gracefully (GOAWAY) after a few requests, as servers do.
+        listen 127.0.0.1:{port_recycled} ssl http2;
+        keepalive_requests 10;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        access_log {work}/access_recycled.log conn;
+        location / {{
+            proxy_pass {upstream};
+            proxy_http_version 1.1;
+            proxy_buffering off;
+        }}
+    }}
+    server {{
         listen 127.0.0.1:{port_h1} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -149,10 +162,12 @@ http {{
 
 class TlsFront:
     """nginx terminating TLS in front of a plain-HTTP upstream: at ``url`` with HTTP/1.1 and HTTP/2 by
-    ALPN, at ``url_h1`` with HTTP/1.1 only."""
+    ALPN, at ``url_recycled`` the same but closing each connection after 10 requests, at ``url_h1``
+    with HTTP/1.1 only."""
 
-    def __init__(self, url: str, url_h1: str, ca: ThrowawayCA, work: str) -> None:
+    def __init__(self, url: str, url_recycled: str, url_h1: str, ca: ThrowawayCA, work: str) -> None:
         self.url = url
+        self.url_recycled = url_recycled
         self.url_h1 = url_h1
         self.ca = ca
         self.work = work
@@ -173,6 +188,10 @@ class TlsFront:
         """Access log lines of ``url`` with the number of the connection each came on."""
         return self._entries("access.log")
 
+    def requests_recycled(self) -> list[tuple[str, str]]:
+        """Access log lines of ``url_recycled`` with the number of the connection each came on."""
+        return self._entries("access_recycled.log")
+
     def requests_h1(self) -> list[tuple[str, str]]:
         """Access log lines of ``url_h1`` with the number of the connection each came on."""
         return self._entries("access_h1.log")
@@ -183,20 +202,22 @@ def nginx_tls(upstream: str) -> Iterator[TlsFront]:
     work = tempfile.mkdtemp(prefix="ferrogate-nginx-")
     try:
         ca = ThrowawayCA(work)
-        port, port_h1 = _free_port(), _free_port()
-        while port_h1 == port:
-            port_h1 = _free_port()
+        ports: set[int] = set()
+        while len(ports) < 3:
+            ports.add(_free_port())
+        port, port_recycled, port_h1 = ports
         conf = os.path.join(work, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(_NGINX_TLS_CONF.format(work=work, port=port, port_h1=port_h1, cert=ca.cert, key=ca.key,
-                                           upstream=upstream))
+            f.write(_NGINX_TLS_CONF.format(work=work, port=port, port_recycled=port_recycled, port_h1=port_h1,
+                                           cert=ca.cert, key=ca.key, upstream=upstream))
         log = os.path.join(work, "stderr.log")
         with open(log, "wb") as out:
             proc = subprocess.Popen([_tool("nginx"), "-p", work, "-c", conf], stdout=out, stderr=out)
         try:
-            _wait_port(port, proc, "nginx", log)
-            _wait_port(port_h1, proc, "nginx", log)
-            yield TlsFront(f"https://localhost:{port}", f"https://localhost:{port_h1}", ca, work)
+            for p in ports:
+                _wait_port(p, proc, "nginx", log)
+            yield TlsFront(f"https://localhost:{port}", f"https://localhost:{port_recycled}",
+                           f"https://localhost:{port_h1}", ca, work)
         finally:
             _stop(proc)
     finally:

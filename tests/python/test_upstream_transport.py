@@ -132,6 +132,32 @@ def test_requests_past_a_connections_stream_limit_go_on_another(tls_front: TlsFr
     assert sorted(per_connection.values()) == [burst - 100, 100], per_connection
 
 
+def test_requests_a_closing_http2_connection_turned_away_go_on_another(tls_front: TlsFront, serve: Any) -> None:
+    # nginx closes each connection gracefully after 10 requests (GOAWAY): the requests sent on it
+    # past those are turned away unprocessed, and must go on a new connection rather than fail
+    # (the gateway's own retries are off here: routing.retries 0).
+    client = trusting(serve, tls_front, tls_front.url_recycled, {"threads": 1})
+    seen = len(tls_front.requests_recycled())
+    burst = 40
+    start = threading.Barrier(burst)
+
+    def one(i: int) -> str:
+        start.wait()
+        if i % 2:
+            return streamed(client, "secure/x-slow-100", f"turn {i}")
+        return chat(client, "secure/x-slow-100", f"turn {i}")
+
+    for _ in range(2):
+        with ThreadPoolExecutor(burst) as pool:
+            answers = list(pool.map(one, range(burst)))
+        assert answers == [f"You said: turn {i}" for i in range(burst)]
+    got = logged(tls_front.requests_recycled, seen, 2 * burst)
+    # Each answered once, by nginx, over HTTP/2, on connections of at most 10 requests.
+    assert [line for _, line in got] == ["HTTP/2.0 POST /v1/chat/completions 200"] * (2 * burst)
+    per_connection = Counter(connection for connection, _ in got)
+    assert max(per_connection.values()) <= 10 and len(per_connection) >= 8, per_connection
+
+
 def test_a_burst_to_an_http1_upstream_opens_a_connection_per_request(tls_front: TlsFront, serve: Any) -> None:
     client = trusting(serve, tls_front, tls_front.url_h1, {"threads": 1})
     seen = len(tls_front.requests_h1())
