@@ -300,9 +300,10 @@ impl State {
                 !shared.sender.is_closed()
                     && now.saturating_duration_since(shared.used) < IDLE_TIMEOUT
             });
-            // An origin's entry goes with its connections, and with it what TLS settled on last
-            // (learnt again at the next connection), but not while a connection is being opened.
-            !conns.h1.is_empty() || !conns.h2.is_empty() || conns.is_opening()
+            // An origin's entry goes with its connections, but not while one is being opened,
+            // nor when it is known to speak HTTP/1 only: its requests would otherwise wait once
+            // more for one another's connections (origins come from the configuration: few).
+            !conns.h1.is_empty() || !conns.h2.is_empty() || conns.is_opening() || conns.h1_only
         });
     }
 }
@@ -400,6 +401,10 @@ mod tests {
         // Each request needs its own HTTP/1 connection: none waits for another's.
         assert!(opening(pool.checkout(&tls, true)).is_none());
         assert!(opening(pool.checkout(&tls, true)).is_none());
+        // Still known after a sweep, though it has no idle connection (all busy, say).
+        pool.lock().last_sweep = Instant::now().checked_sub(SWEEP_EVERY).unwrap();
+        assert!(opening(pool.checkout(&tls, true)).is_none());
+        assert!(pool.lock().origins.contains_key(&tls));
     }
 
     #[tokio::test]
