@@ -254,7 +254,7 @@ impl RequestBuilder {
         }
         let uri = request.uri().clone();
         let mut may_wait = true;
-        let mut turned_away = 0;
+        let mut times_turned_away = 0;
         let opening = loop {
             match inner.pool.checkout(&origin, may_wait) {
                 Checkout::Ready(conn) => {
@@ -270,8 +270,8 @@ impl RequestBuilder {
                         // send every so many requests) turns away the requests it has not taken
                         // up: they go on another connection, up to a few times.
                         Err(Attempt::TurnedAway(again, e)) => {
-                            turned_away += 1;
-                            if turned_away > MAX_TURNED_AWAY {
+                            times_turned_away += 1;
+                            if times_turned_away > MAX_TURNED_AWAY {
                                 return Err(SendError::Http(e));
                             }
                             request = *again;

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -86,50 +86,50 @@ def logged(entries: Any, seen: int, count: int) -> list[tuple[str, str]]:
     return list(entries()[seen:])
 
 
-def test_a_burst_of_requests_shares_one_new_http2_connection(tls_front: TlsFront, serve: Any) -> None:
-    # One serving thread: each keeps its own upstream connections.
-    client = trusting(serve, tls_front, tls_front.url, {"threads": 1})
-    seen = len(tls_front.requests_by_connection())
-    burst = 24
-    start = threading.Barrier(burst)
+def at_once(count: int, send: Callable[[int], str]) -> list[str]:
+    """The answers of `send(i)` for each i below `count`, all started together."""
+    start = threading.Barrier(count)
 
     def one(i: int) -> str:
         start.wait()
-        return chat(client, "secure/gpt-4o-mini", f"burst {i}")
+        return send(i)
 
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def burst(entries: Any, protocol: str, count: int, send: Callable[[str], str], prefix: str) -> Counter[str]:
+    """Sends `count` requests together (texts `<prefix> <i>`), checks their answers and that nginx
+    answered each once over `protocol`; how many requests each of nginx's connections carried."""
+    seen = len(entries())
+    answers = at_once(count, lambda i: send(f"{prefix} {i}"))
+    assert answers == [f"You said: {prefix} {i}" for i in range(count)]
+    got = logged(entries, seen, count)
+    assert [line for _, line in got] == [f"{protocol} POST /v1/chat/completions 200"] * count
+    return Counter(connection for connection, _ in got)
+
+
+def test_a_burst_of_requests_shares_one_new_http2_connection(tls_front: TlsFront, serve: Any) -> None:
+    # One serving thread: each keeps its own upstream connections.
+    client = trusting(serve, tls_front, tls_front.url, {"threads": 1})
     # All of them reach the gateway while its first connection to nginx is still being opened.
-    with ThreadPoolExecutor(burst) as pool:
-        answers = list(pool.map(one, range(burst)))
-    assert answers == [f"You said: burst {i}" for i in range(burst)]
-    got = logged(tls_front.requests_by_connection, seen, burst)
-    assert [line for _, line in got] == ["HTTP/2.0 POST /v1/chat/completions 200"] * burst
+    per_connection = burst(tls_front.requests_by_connection, "HTTP/2.0", 24,
+                           lambda text: chat(client, "secure/gpt-4o-mini", text), "burst")
     # The requests that found no connection waited for the one being opened (HTTP/2, settled
     # by ALPN) instead of each opening its own: one TLS handshake for the whole burst.
-    assert len({connection for connection, _ in got}) == 1, got
+    assert len(per_connection) == 1, per_connection
 
 
 def test_requests_past_a_connections_stream_limit_go_on_another(tls_front: TlsFront, serve: Any) -> None:
     client = trusting(serve, tls_front, tls_front.url, {"threads": 1})
     assert chat(client, "secure/gpt-4o-mini", "warm") == "You said: warm"
-    seen = len(tls_front.requests_by_connection())
     # More answers in flight at once than the gateway sends on one HTTP/2 connection (100), each
     # taking long enough that all of them are in flight together.
-    burst = 130
-    start = threading.Barrier(burst)
-
-    def one(i: int) -> str:
-        start.wait()
-        return chat(client, "secure/x-slow-1500", f"slow {i}")
-
-    with ThreadPoolExecutor(burst) as pool:
-        answers = list(pool.map(one, range(burst)))
-    assert answers == [f"You said: slow {i}" for i in range(burst)]
-    got = logged(tls_front.requests_by_connection, seen, burst)
-    assert [line for _, line in got] == ["HTTP/2.0 POST /v1/chat/completions 200"] * burst
+    per_connection = burst(tls_front.requests_by_connection, "HTTP/2.0", 130,
+                           lambda text: chat(client, "secure/x-slow-1500", text), "slow")
     # The first connection (kept from the warm-up) took 100; the rest shared a second one rather
     # than wait for streams of the first to end, or open one each.
-    per_connection = Counter(connection for connection, _ in got)
-    assert sorted(per_connection.values()) == [burst - 100, 100], per_connection
+    assert sorted(per_connection.values()) == [30, 100], per_connection
 
 
 def test_requests_a_closing_http2_connection_turned_away_go_on_another(tls_front: TlsFront, serve: Any) -> None:
@@ -137,44 +137,19 @@ def test_requests_a_closing_http2_connection_turned_away_go_on_another(tls_front
     # past those are turned away unprocessed, and must go on a new connection rather than fail
     # (the gateway's own retries are off here: routing.retries 0).
     client = trusting(serve, tls_front, tls_front.url_recycled, {"threads": 1})
-    seen = len(tls_front.requests_recycled())
-    burst = 40
-    start = threading.Barrier(burst)
-
-    def one(i: int) -> str:
-        start.wait()
-        if i % 2:
-            return streamed(client, "secure/x-slow-100", f"turn {i}")
-        return chat(client, "secure/x-slow-100", f"turn {i}")
-
-    for _ in range(2):
-        with ThreadPoolExecutor(burst) as pool:
-            answers = list(pool.map(one, range(burst)))
-        assert answers == [f"You said: turn {i}" for i in range(burst)]
-    got = logged(tls_front.requests_recycled, seen, 2 * burst)
-    # Each answered once, by nginx, over HTTP/2, on connections of at most 10 requests.
-    assert [line for _, line in got] == ["HTTP/2.0 POST /v1/chat/completions 200"] * (2 * burst)
-    per_connection = Counter(connection for connection, _ in got)
+    per_connection: Counter[str] = Counter()
+    for send in (chat, streamed):
+        per_connection += burst(tls_front.requests_recycled, "HTTP/2.0", 40,
+                                lambda text: send(client, "secure/x-slow-100", text), "turn")
     assert max(per_connection.values()) <= 10 and len(per_connection) >= 8, per_connection
 
 
 def test_a_burst_to_an_http1_upstream_opens_a_connection_per_request(tls_front: TlsFront, serve: Any) -> None:
     client = trusting(serve, tls_front, tls_front.url_h1, {"threads": 1})
-    seen = len(tls_front.requests_h1())
-    burst = 8
-    start = threading.Barrier(burst)
-
-    def one(i: int) -> str:
-        start.wait()
-        return streamed(client, "secure/gpt-4o-mini", f"burst {i}")
-
-    with ThreadPoolExecutor(burst) as pool:
-        answers = list(pool.map(one, range(burst)))
-    assert answers == [f"You said: burst {i}" for i in range(burst)]
-    got = logged(tls_front.requests_h1, seen, burst)
-    assert [line for _, line in got] == ["HTTP/1.1 POST /v1/chat/completions 200"] * burst
+    per_connection = burst(tls_front.requests_h1, "HTTP/1.1", 8,
+                           lambda text: streamed(client, "secure/gpt-4o-mini", text), "burst")
     # Once TLS settled on HTTP/1, the requests that had waited opened connections of their own.
-    assert len({connection for connection, _ in got}) > 1, got
+    assert len(per_connection) > 1, per_connection
 
 
 def test_https_upstream_over_http1_keeps_its_connection_open(tls_front: TlsFront, serve: Any) -> None:
