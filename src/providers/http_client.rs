@@ -407,9 +407,8 @@ impl Inner {
                 let again = copy_of(&request);
                 // HTTP/2 takes the URL whole (`:scheme`, `:authority`, `:path`) and no `Host`.
                 return match sender.try_send_request(request).await {
-                    Ok(response) => {
-                        Ok(response.map(|body| ResponseBody::new(body, None, Some(slot))))
-                    }
+                    Ok(response) => Ok(response
+                        .map(|body| ResponseBody::new(body, Some(Held::Stream { _slot: slot })))),
                     Err(e) => match (e.message(), turned_away(e.error())) {
                         (None, Some(how)) => {
                             // After a GOAWAY the connection takes no new requests.
@@ -446,7 +445,7 @@ impl Inner {
                     sender,
                     proxied,
                 };
-                Ok(response.map(|body| ResponseBody::new(body, Some(release), None)))
+                Ok(response.map(|body| ResponseBody::new(body, Some(Held::Connection(release)))))
             }
             Err(e) => Err(unsent_or_failed(e)),
         }
@@ -469,17 +468,16 @@ fn origin_form(uri: &mut Uri) {
 }
 
 /// An upstream response's body. The HTTP/1 connection it came on goes back to the pool when it
-/// is dropped, unless reading it failed (the connection is then broken).
+/// is dropped, unless reading it failed (the connection is then broken); the HTTP/2 stream it
+/// came on is given back to its connection.
 ///
 /// Read whole with [`body_bytes`], or as a stream of data chunks (trailers skipped).
 pub struct ResponseBody {
     /// Until its end has been read (or, when the body is dropped before, until its drop hands
     /// it to a task reading off the rest).
     inner: Option<Incoming>,
-    /// HTTP/1: the connection, back to the pool on drop.
-    release: Option<Release>,
-    /// HTTP/2: the stream taken on the shared connection, given back on drop.
-    _stream: Option<StreamSlot>,
+    /// What it holds of its connection, given back on drop.
+    held: Option<Held>,
     /// See [`ResponseBody::read_rest_when_dropped`].
     read_rest: bool,
 }
@@ -490,12 +488,19 @@ const REST_GRACE: Duration = Duration::from_secs(1);
 /// answering, and its connection is closed instead.
 const REST_LIMIT: usize = 64 * 1024;
 
+/// What a response body holds of the connection it came on.
+enum Held {
+    /// HTTP/1: the whole connection, back to the pool when the body is dropped.
+    Connection(Release),
+    /// HTTP/2: one stream of a shared connection, given back when the body is dropped.
+    Stream { _slot: StreamSlot },
+}
+
 impl ResponseBody {
-    fn new(inner: Incoming, release: Option<Release>, stream: Option<StreamSlot>) -> Self {
+    fn new(inner: Incoming, held: Option<Held>) -> Self {
         ResponseBody {
             inner: Some(inner),
-            release,
-            _stream: stream,
+            held,
             read_rest: false,
         }
     }
@@ -521,7 +526,8 @@ impl ResponseBody {
         let polled = Pin::new(inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.inner = None,
-            Poll::Ready(Some(Err(_))) => self.release = None,
+            // A broken HTTP/1 connection is not put back.
+            Poll::Ready(Some(Err(_))) => self.held = None,
             _ => {}
         }
         polled
@@ -532,7 +538,7 @@ impl std::fmt::Debug for ResponseBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseBody")
             .field("inner", &self.inner)
-            .field("pooled", &self.release.is_some())
+            .field("pooled", &self.held.is_some())
             .finish()
     }
 }
@@ -593,7 +599,7 @@ async fn read_off(body: &mut Incoming) -> bool {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        let Some(release) = self.release.take() else {
+        let Some(Held::Connection(release)) = self.held.take() else {
             return;
         };
         match self.inner.take() {

@@ -114,11 +114,12 @@ struct Connections {
 }
 
 impl Connections {
-    fn is_opening(&self) -> bool {
-        // Nothing said yet (a change) and the opener still there (not an error).
+    /// The connection being opened, unless its opener has said how it went (a change) or is
+    /// gone (an error).
+    fn opening(&self) -> Option<&watch::Receiver<bool>> {
         self.opening
             .as_ref()
-            .is_some_and(|o| matches!(o.has_changed(), Ok(false)))
+            .filter(|o| matches!(o.has_changed(), Ok(false)))
     }
 }
 
@@ -214,7 +215,7 @@ impl Pool {
         if conns.h1_only {
             return Checkout::Open(None);
         }
-        if let Some(opening) = conns.opening.as_ref().filter(|_| conns.is_opening()) {
+        if let Some(opening) = conns.opening() {
             return Checkout::Wait(OpeningElsewhere(opening.clone()));
         }
         let (sender, receiver) = watch::channel(false);
@@ -303,7 +304,10 @@ impl State {
             // An origin's entry goes with its connections, but not while one is being opened,
             // nor when it is known to speak HTTP/1 only: its requests would otherwise wait once
             // more for one another's connections (origins come from the configuration: few).
-            !conns.h1.is_empty() || !conns.h2.is_empty() || conns.is_opening() || conns.h1_only
+            !conns.h1.is_empty()
+                || !conns.h2.is_empty()
+                || conns.opening().is_some()
+                || conns.h1_only
         });
     }
 }

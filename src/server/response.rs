@@ -48,7 +48,7 @@ fn served_by_value(s: &str) -> HeaderValue {
     SERVED_BY_VALUES.with_borrow_mut(|values| values.get_or(s, header_value))
 }
 
-/// The kinds of served answer, by their fixed headers.
+/// The kinds of served answer.
 #[derive(Clone, Copy)]
 enum Answer {
     /// With its length, sent as `content-length`.
@@ -57,6 +57,7 @@ enum Answer {
 }
 
 impl Answer {
+    /// The headers every answer of this kind carries as they are.
     fn fixed_headers(self) -> Vec<(HeaderName, HeaderValue)> {
         match self {
             Answer::Json(_) => vec![(header::CONTENT_TYPE, JSON)],
@@ -70,10 +71,27 @@ impl Answer {
             ],
         }
     }
+
+    /// The length, for a JSON answer: set by the gateway, the HTTP server does not add it to
+    /// the map (a cloned map has no room to spare, so an insert would reallocate it).
+    fn length(self) -> Option<u64> {
+        match self {
+            Answer::Json(length) => Some(length),
+            Answer::EventStream => None,
+        }
+    }
+
+    /// Where its two templates are in `TEMPLATES`: without, then with the key's name.
+    fn templates(self) -> usize {
+        match self {
+            Answer::Json(_) => 0,
+            Answer::EventStream => 2,
+        }
+    }
 }
 
-/// The headers whose values change from one answer to the next, in the order
-/// [`served_response`] fills them; the key's name last, when a named key served.
+/// The headers whose values change from one answer to the next, after a JSON answer's length,
+/// in the order [`served_response`] fills them; the key's name last, when a named key served.
 const PER_ANSWER: [HeaderName; 9] = [
     PROVIDER,
     MODEL,
@@ -87,11 +105,10 @@ const PER_ANSWER: [HeaderName; 9] = [
 ];
 
 thread_local! {
-    /// Each kind of answer's headers, with and without the key's name (values of the changing
-    /// ones left empty), per thread: an answer clones its map and fills the values in place,
-    /// where inserting the headers one by one would hash every name on every response. With
-    /// each, how many fixed headers come first.
-    static TEMPLATES: [(HeaderMap, usize); 4] = [
+    /// Each kind of answer's headers, without and with the key's name (the values that change
+    /// left empty), per thread: an answer clones its map and fills the values in place, where
+    /// inserting the headers one by one would hash every name on every response.
+    static TEMPLATES: [HeaderMap; 4] = [
         template(Answer::Json(0), false),
         template(Answer::Json(0), true),
         template(Answer::EventStream, false),
@@ -99,22 +116,19 @@ thread_local! {
     ];
 }
 
-fn template(answer: Answer, with_key: bool) -> (HeaderMap, usize) {
-    let fixed = answer.fixed_headers();
+/// The changing headers first, in the order their values come, then the fixed ones.
+fn template(answer: Answer, with_key: bool) -> HeaderMap {
+    let length = answer.length().map(|_| header::CONTENT_LENGTH);
     let changing = &PER_ANSWER[..PER_ANSWER.len() - usize::from(!with_key)];
-    let mut headers = HeaderMap::with_capacity(fixed.len() + changing.len() + 1);
-    for (name, value) in &fixed {
-        headers.insert(name.clone(), value.clone());
-    }
-    // A JSON answer's length first: set here, the HTTP server does not add it to the map (a
-    // clone of the map has no room to spare, so an insert would reallocate it).
-    if let Answer::Json(_) = answer {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static(""));
-    }
-    for name in changing {
+    let fixed = answer.fixed_headers();
+    let mut headers = HeaderMap::with_capacity(1 + changing.len() + fixed.len());
+    for name in length.iter().chain(changing) {
         headers.insert(name.clone(), HeaderValue::from_static(""));
     }
-    (headers, fixed.len())
+    for (name, value) in fixed {
+        headers.insert(name, value);
+    }
+    headers
 }
 
 /// A 200 answer with the headers that say who served the request and what the gateway itself
@@ -127,17 +141,11 @@ fn served_response(
     started: Instant,
 ) -> Response {
     let overhead = started.elapsed().saturating_sub(meta.upstream);
-    let with_key = meta.key_name.is_some();
-    let kind = match answer {
-        Answer::Json(_) => 0,
-        Answer::EventStream => 1,
-    };
-    let (mut headers, fixed) = TEMPLATES.with(|t| t[kind * 2 + usize::from(with_key)].clone());
-    let length = match answer {
-        Answer::Json(length) => Some(HeaderValue::from(length)),
-        Answer::EventStream => None,
-    };
-    let values = length
+    let template = answer.templates() + usize::from(meta.key_name.is_some());
+    let mut headers = TEMPLATES.with(|t| t[template].clone());
+    let values = answer
+        .length()
+        .map(HeaderValue::from)
         .into_iter()
         .chain([
             served_by_value(&meta.provider),
@@ -150,10 +158,9 @@ fn served_response(
             header_value(request_id),
         ])
         .chain(meta.key_name.as_deref().map(served_by_value));
-    // A map iterates its entries in the order they were inserted (each name once here), so the
-    // changing values come after the fixed ones: the length, then `PER_ANSWER` order.
-    let slots = headers.values_mut().skip(fixed);
-    for (slot, value) in slots.zip(values) {
+    // A map iterates its entries in the order they were inserted (each name once here): the
+    // changing ones come first, and the fixed ones after them are left as they are.
+    for (slot, value) in headers.values_mut().zip(values) {
         *slot = value;
     }
     let mut response = Response::new(body);
