@@ -14,7 +14,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 ## Create the virtualenv with the build and test tools.
 $(DEPS): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q "maturin>=1.9,<2" "pytest>=8" "pytest-asyncio>=0.24" "openai>=1.40" "anthropic>=0.40" "PyYAML>=6" "httpx>=0.27" \
+	$(BIN)/pip install -q "maturin>=1.9,<2" "pytest>=8" "pytest-asyncio>=0.24" "openai>=1.40" "anthropic>=0.40" "PyYAML>=6" "httpx>=0.27" "h2>=4" \
 		"prometheus-client>=0.20" "opentelemetry-proto>=1.27" "grpcio>=1.60" "google-genai>=1.0"
 	scripts/install-services.sh
 	touch $(DEPS)

@@ -255,50 +255,52 @@ impl RequestBuilder {
         let uri = request.uri().clone();
         let mut may_wait = true;
         let mut times_turned_away = 0;
-        let opening = loop {
-            match inner.pool.checkout(&origin, may_wait) {
-                Checkout::Ready(conn) => {
-                    match inner.send_on(conn, &origin, request, host.as_ref()).await {
-                        Ok(response) => return Ok(response),
-                        // A pooled connection the upstream has closed since gives the request
-                        // back unsent: it goes on the next one, or on a new connection.
-                        Err(Attempt::Unsent(mut unsent, _)) => {
-                            *unsent.uri_mut() = uri.clone();
-                            request = *unsent;
-                        }
-                        // A server closing an HTTP/2 connection gracefully (GOAWAY, which many
-                        // send every so many requests) turns away the requests it has not taken
-                        // up: they go on another connection, up to a few times.
-                        Err(Attempt::TurnedAway(again, e)) => {
-                            times_turned_away += 1;
-                            if times_turned_away > MAX_TURNED_AWAY {
-                                return Err(SendError::Http(e));
-                            }
-                            request = *again;
-                        }
-                        Err(Attempt::Failed(e)) => return Err(e),
-                    }
-                }
+        loop {
+            let (conn, opened) = match inner.pool.checkout(&origin, may_wait) {
+                Checkout::Ready(conn) => (conn, false),
                 Checkout::Wait(elsewhere) => {
                     // Boxed: rare, and it would otherwise add its size to every request's.
                     // After a connection that failed, this request opens its own.
                     may_wait = Box::pin(elsewhere.opened()).await;
+                    continue;
                 }
-                Checkout::Open(opening) => break opening,
+                Checkout::Open(opening) => {
+                    // Boxed: a connection's handshake (HTTP/2's above all) is a large future,
+                    // and inline it would make every request's future that size, copied whole
+                    // each time it moves.
+                    let conn = Box::pin(inner.connect(&origin, uri.clone())).await;
+                    // Shared if HTTP/2, or recorded as HTTP/1: the requests that waited check
+                    // out again.
+                    if let Some(opening) = opening {
+                        opening.settled(conn.is_ok());
+                    }
+                    (conn?, true)
+                }
+            };
+            match inner.send_on(conn, &origin, request, host.as_ref()).await {
+                Ok(response) => return Ok(response),
+                // A new connection that closes before taking a request is not tried again:
+                // another would likely do the same.
+                Err(Attempt::Unsent(_, e)) if opened => return Err(SendError::Http(e)),
+                // A pooled connection the upstream has closed since gives the request back
+                // unsent: it goes on the next one, or on a new connection.
+                Err(Attempt::Unsent(mut unsent, _)) => {
+                    *unsent.uri_mut() = uri.clone();
+                    request = *unsent;
+                }
+                // A server closing an HTTP/2 connection gracefully (GOAWAY, which many send
+                // every so many requests, and a draining server at once) or refusing a stream
+                // turns away requests it has not taken up: they go again, on another connection
+                // after a GOAWAY, up to a few times.
+                Err(Attempt::TurnedAway(again, e)) => {
+                    times_turned_away += 1;
+                    if times_turned_away > MAX_TURNED_AWAY {
+                        return Err(SendError::Http(e));
+                    }
+                    request = *again;
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
             }
-        };
-        // Boxed: a connection's handshake (HTTP/2's above all) is a large future, and inline it
-        // would make every request's future that size, copied whole each time it moves.
-        let conn = Box::pin(inner.connect(&origin, uri)).await;
-        // Shared if HTTP/2, or recorded as HTTP/1: the requests that waited check out again.
-        if let Some(opening) = opening {
-            opening.settled(conn.is_ok());
-        }
-        let conn = conn?;
-        match inner.send_on(conn, &origin, request, host.as_ref()).await {
-            Ok(response) => Ok(response),
-            Err(Attempt::Unsent(_, e) | Attempt::TurnedAway(_, e)) => Err(SendError::Http(e)),
-            Err(Attempt::Failed(e)) => Err(e),
         }
     }
 }

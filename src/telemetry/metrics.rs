@@ -209,6 +209,23 @@ thread_local! {
     static COUNTERS: RefCell<HandleCache<Counter>> = RefCell::new(HandleCache::new());
     static HISTOGRAMS: RefCell<HandleCache<Histogram>> = RefCell::new(HandleCache::new());
     static GAUGES: RefCell<HandleCache<Gauge>> = RefCell::new(HandleCache::new());
+    static COUNTED_TIMES: RefCell<HandleCache<CountedTime>> = RefCell::new(HandleCache::new());
+}
+
+/// A counter and a duration histogram recorded together, found with one lookup. The counter's
+/// labels are the histogram's and one more (the outcome), so several entries share one
+/// histogram.
+#[derive(Clone)]
+struct CountedTime {
+    counter: Counter,
+    duration: Histogram,
+}
+
+impl CountedTime {
+    fn record(&self, duration: Duration) {
+        self.counter.increment(1);
+        self.duration.record(duration.as_secs_f64());
+    }
 }
 
 /// The kinds of handle [`cached_handle`] keeps.
@@ -231,6 +248,12 @@ impl Cached for Histogram {
 impl Cached for Gauge {
     fn cache() -> &'static std::thread::LocalKey<RefCell<HandleCache<Self>>> {
         &GAUGES
+    }
+}
+
+impl Cached for CountedTime {
+    fn cache() -> &'static std::thread::LocalKey<RefCell<HandleCache<Self>>> {
+        &COUNTED_TIMES
     }
 }
 
@@ -286,17 +309,14 @@ pub fn request_done(r: &RequestDone<'_>) {
         labels
     };
     let custom = r.custom.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
-    let counter_key = [REQUESTS, r.endpoint, r.model, provider, stream, &status]
-        .into_iter()
-        .chain(custom.clone());
-    cached_handle(counter_key, || counter!(REQUESTS, labels(true))).increment(1);
-    let histogram_key = [REQUEST_DURATION, r.endpoint, r.model, provider, stream]
+    let key = [REQUESTS, r.endpoint, r.model, provider, stream, &status]
         .into_iter()
         .chain(custom);
-    cached_handle(histogram_key, || {
-        histogram!(REQUEST_DURATION, labels(false))
+    cached_handle(key, || CountedTime {
+        counter: counter!(REQUESTS, labels(true)),
+        duration: histogram!(REQUEST_DURATION, labels(false)),
     })
-    .record(r.duration.as_secs_f64());
+    .record(r.duration);
 }
 
 /// A custom label's name must be a static string for the metrics facade; names come from the
@@ -325,14 +345,11 @@ pub fn attempt(
     outcome: &'static str,
     duration: Duration,
 ) {
-    cached_handle([UPSTREAM_REQUESTS, provider, deployment, outcome], || {
-        counter!(UPSTREAM_REQUESTS, "provider" => provider.clone(), "deployment" => deployment.clone(), "outcome" => outcome)
+    cached_handle([UPSTREAM_REQUESTS, provider, deployment, outcome], || CountedTime {
+        counter: counter!(UPSTREAM_REQUESTS, "provider" => provider.clone(), "deployment" => deployment.clone(), "outcome" => outcome),
+        duration: histogram!(UPSTREAM_DURATION, "provider" => provider.clone(), "deployment" => deployment.clone()),
     })
-    .increment(1);
-    cached_handle([UPSTREAM_DURATION, provider, deployment], || {
-        histogram!(UPSTREAM_DURATION, "provider" => provider.clone(), "deployment" => deployment.clone())
-    })
-    .record(duration.as_secs_f64());
+    .record(duration);
 }
 
 pub fn retry(provider: &Arc<str>, deployment: &Arc<str>, reason: &'static str) {
@@ -387,12 +404,57 @@ pub fn time_to_first_token(provider: &Arc<str>, model: &str, t: Duration) {
     .record(t.as_secs_f64());
 }
 
+/// The inter-token histogram this thread recorded to last, with its label values.
+struct LastInterToken {
+    provider: String,
+    model: String,
+    histogram: Histogram,
+}
+
+thread_local! {
+    static LAST_INTER_TOKEN: RefCell<Option<LastInterToken>> = const { RefCell::new(None) };
+}
+
 pub fn inter_token(provider: &Arc<str>, model: &str, t: Duration) {
-    // Once per streamed chunk: the hottest of the metrics.
-    cached_handle([INTER_TOKEN_LATENCY, provider, model], || {
+    // Once per streamed chunk, the hottest of the metrics: a stream's chunks mostly come one
+    // after another on its thread, so the last handle is checked first (two comparisons)
+    // before the handle cache (a key built and hashed).
+    let seconds = t.as_secs_f64();
+    let recorded = LAST_INTER_TOKEN.try_with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return false;
+        };
+        if let Some(l) = &*last
+            && *l.provider == **provider
+            && l.model == model
+        {
+            l.histogram.record(seconds);
+            return true;
+        }
+        let histogram = cached_handle([INTER_TOKEN_LATENCY, provider, model], || {
+            histogram!(INTER_TOKEN_LATENCY, "provider" => provider.clone(), "model" => model.to_string())
+        });
+        histogram.record(seconds);
+        // Kept only once the recorder is installed, as in `cached_handle`.
+        if HANDLE.get().is_some() {
+            let l = last.get_or_insert_with(|| LastInterToken {
+                provider: String::new(),
+                model: String::new(),
+                histogram: histogram.clone(),
+            });
+            l.provider.clear();
+            l.provider.push_str(provider);
+            l.model.clear();
+            l.model.push_str(model);
+            l.histogram = histogram;
+        }
+        true
+    });
+    if recorded != Ok(true) {
+        // A thread being torn down (or a re-entrant call) looks the handle up.
         histogram!(INTER_TOKEN_LATENCY, "provider" => provider.clone(), "model" => model.to_string())
-    })
-    .record(t.as_secs_f64());
+            .record(seconds);
+    }
 }
 
 pub fn plugin_failure(plugin: &str, hook: &'static str) {
@@ -482,5 +544,39 @@ mod tests {
             cache.lookup(["m", MAX_CACHED_HANDLES.to_string().as_str()]),
             None
         );
+    }
+
+    #[test]
+    fn inter_token_latency_lands_under_each_streams_labels() {
+        install();
+        let a: Arc<str> = Arc::from("itl-test-a");
+        let b: Arc<str> = Arc::from("itl-test-b");
+        // Interleaved as chunks of concurrent streams are, with the same model under two
+        // providers and two models under one.
+        let sends = [
+            (&a, "m1"),
+            (&a, "m1"),
+            (&b, "m1"),
+            (&a, "m1"),
+            (&a, "m2"),
+            (&b, "m1"),
+            (&a, "m2"),
+            (&a, "m1"),
+        ];
+        for (provider, model) in sends {
+            inter_token(provider, model, Duration::from_millis(5));
+        }
+        let text = render();
+        let count = |provider: &str, model: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(&format!("{INTER_TOKEN_LATENCY}_count")))
+                .filter(|l| l.contains(&format!("provider=\"{provider}\"")))
+                .find(|l| l.contains(&format!("model=\"{model}\"")))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        };
+        assert_eq!(count("itl-test-a", "m1"), Some(4));
+        assert_eq!(count("itl-test-a", "m2"), Some(2));
+        assert_eq!(count("itl-test-b", "m1"), Some(2));
+        assert_eq!(count("itl-test-b", "m2"), None);
     }
 }

@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from conftest import MOCK_KEY, Proc, ferrogate_cmd, free_port
+from h2_upstream import turning_away
 from services import ThrowawayCA, TlsFront, nginx_tls, tinyproxy
 
 PROXY_USER, PROXY_PASSWORD = "fg-user", "fg-proxy-pass-7731"
@@ -142,6 +143,22 @@ def test_requests_a_closing_http2_connection_turned_away_go_on_another(tls_front
         per_connection += burst(tls_front.requests_recycled, "HTTP/2.0", 40,
                                 lambda text: send(client, "secure/x-slow-100", text), "turn")
     assert max(per_connection.values()) <= 10 and len(per_connection) >= 8, per_connection
+
+
+@pytest.mark.parametrize("how", ["goaway", "refuse"])
+def test_a_request_turned_away_on_a_new_connection_is_sent_again(how: str, serve: Any, tmp_path: Path) -> None:
+    # A draining server takes the connection, then turns its first request away unprocessed (a
+    # GOAWAY letting no stream through, or REFUSED_STREAM). The gateway's own retries are off: the
+    # request is sent again by the upstream client, on a new connection after a GOAWAY and on the
+    # same one after a refused stream.
+    ca = ThrowawayCA(str(tmp_path))
+    with turning_away(how, ca) as upstream:
+        _, client = serve({"draining": {"api": "openai", "base_url": f"{upstream.url}/v1", "api_key": MOCK_KEY}},
+                          {"SSL_CERT_FILE": ca.ca_cert})
+        assert chat(client, "draining/gpt-4o-mini", "first") == "You said: first"
+        assert chat(client, "draining/gpt-4o-mini", "second") == "You said: second"
+        assert (upstream.turned_away, upstream.answered) == (1, 2)
+        assert upstream.connections == (2 if how == "goaway" else 1)
 
 
 def test_a_burst_to_an_http1_upstream_opens_a_connection_per_request(tls_front: TlsFront, serve: Any) -> None:
