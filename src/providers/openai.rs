@@ -25,7 +25,7 @@ pub struct OpenAi;
 /// The native request body: the canonical request as it is (the gateway has already put the
 /// provider's model id in `model`).
 pub fn chat_request_body(req: &ChatRequest) -> Result<Vec<u8>> {
-    serde_json::to_vec(req)
+    crate::schema::to_json_vec(req)
         .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
 }
 
@@ -43,7 +43,7 @@ pub fn read_chat_reply(body: &bytes::Bytes) -> Result<ChatReply, String> {
 }
 
 pub fn embeddings_request_body(req: &EmbeddingRequest) -> Result<Vec<u8>> {
-    serde_json::to_vec(req)
+    crate::schema::to_json_vec(req)
         .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
 }
 

@@ -191,7 +191,7 @@ fn millis_value(d: std::time::Duration) -> HeaderValue {
 /// KB, and growing from serde_json's default 128 bytes reallocates and copies several times.
 pub fn encode_body<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut out, value)
+    crate::schema::write_json(&mut out, value)
         .map_err(|e| GatewayError::internal(format!("cannot encode response: {e}")))?;
     Ok(out)
 }

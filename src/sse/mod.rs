@@ -141,7 +141,7 @@ impl SseDecoder {
 pub fn encode_json_data<T: serde::Serialize + ?Sized>(
     value: &T,
     size_hint: usize,
-) -> serde_json::Result<Bytes> {
+) -> Result<Bytes, String> {
     encode_json_framed(&[b"data: "], value, b"\n\n", size_hint)
 }
 
@@ -158,7 +158,7 @@ pub fn data_event(text: &[u8]) -> Bytes {
 pub fn encode_json_event<T: serde::Serialize + ?Sized>(
     event: &str,
     value: &T,
-) -> serde_json::Result<Bytes> {
+) -> Result<Bytes, String> {
     encode_json_framed(
         &[b"event: ", event.as_bytes(), b"\ndata: "],
         value,
@@ -175,13 +175,13 @@ pub fn encode_json_framed<T: serde::Serialize + ?Sized>(
     value: &T,
     tail: &[u8],
     size_hint: usize,
-) -> serde_json::Result<Bytes> {
+) -> Result<Bytes, String> {
     let head_len: usize = head.iter().map(|h| h.len()).sum();
     let mut out = Vec::with_capacity(head_len + size_hint.max(120) + tail.len());
     for part in head {
         out.extend_from_slice(part);
     }
-    serde_json::to_writer(&mut out, value)?;
+    crate::schema::write_json(&mut out, value)?;
     out.extend_from_slice(tail);
     Ok(Bytes::from(out))
 }

@@ -129,7 +129,7 @@ fn response_id(headers: &HeaderMap) -> String {
 }
 
 fn encode<T: serde::Serialize>(body: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(body)
+    crate::schema::to_json_vec(body)
         .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
 }
 
