@@ -12,13 +12,16 @@
 # HTTP proxy hop costs (NGINX=0 leaves it out; it is left out when nginx is not installed).
 # REQUESTS (default 2000) requests are counted after 300 unmeasured ones.
 # MESSAGE (default "Say hello in one short sentence.", plain text without quotes, backslashes or
-# percent signs) is the user message; the mock echoes it,
-# so a longer one measures the per-byte cost of a longer request and answer.
+# percent signs) is the user message, and MAX_TOKENS (default 16) the request's `max_tokens`: the
+# mock answers "You said: <message>" cut to that many words, one chunk per word when streamed. A
+# long message measures the per-byte cost of a request; with MAX_TOKENS above its word count, of
+# the answer too.
 # Writes bench-results/instructions.json; `callgrind_annotate` reads the profiles it keeps there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-2000}
 MESSAGE=${MESSAGE:-Say hello in one short sentence.}
+MAX_TOKENS=${MAX_TOKENS:-16}
 WARMUP=300
 OUT=${OUT:-bench-results}
 PORT_MOCK=${PORT_MOCK:-19501}; PORT_GW=${PORT_GW:-19500}
@@ -46,7 +49,7 @@ cat > "$work/config.json" <<JSON
  "logging": {"level": "warn"}, "telemetry": {"log_store": {"enabled": false}}}
 JSON
 
-body() { printf '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"%s"}],"max_tokens":16,"stream":%s}' "$MESSAGE" "$1"; }
+body() { printf '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"%s"}],"max_tokens":%s,"stream":%s}' "$MESSAGE" "$MAX_TOKENS" "$1"; }
 send() { # send N STREAM [PORT]
     local report
     report=$(oha --no-tui -m POST -T application/json -d "$(body "$2")" -n "$1" -c 1 \

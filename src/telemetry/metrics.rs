@@ -435,18 +435,25 @@ pub fn inter_token(provider: &Arc<str>, model: &str, t: Duration) {
             histogram!(INTER_TOKEN_LATENCY, "provider" => provider.clone(), "model" => model.to_string())
         });
         histogram.record(seconds);
-        // Kept only once the recorder is installed, as in `cached_handle`.
+        // Kept only once the recorder is installed, as in `cached_handle`; the buffers are
+        // reused when another stream's labels take the place.
         if HANDLE.get().is_some() {
-            let l = last.get_or_insert_with(|| LastInterToken {
-                provider: String::new(),
-                model: String::new(),
-                histogram: histogram.clone(),
-            });
-            l.provider.clear();
-            l.provider.push_str(provider);
-            l.model.clear();
-            l.model.push_str(model);
-            l.histogram = histogram;
+            match &mut *last {
+                Some(l) => {
+                    l.provider.clear();
+                    l.provider.push_str(provider);
+                    l.model.clear();
+                    l.model.push_str(model);
+                    l.histogram = histogram;
+                }
+                None => {
+                    *last = Some(LastInterToken {
+                        provider: provider.to_string(),
+                        model: model.to_string(),
+                        histogram,
+                    })
+                }
+            }
         }
         true
     });
