@@ -188,7 +188,7 @@ fn millis_value(d: std::time::Duration) -> HeaderValue {
 }
 
 /// A response body as JSON, in a buffer sized up front: answers are a few hundred bytes to a few
-/// KB, and growing from serde_json's default 128 bytes reallocates and copies several times.
+/// KB, and growing from a 128-byte start reallocates and copies several times.
 pub fn encode_body<T: serde::Serialize + ?Sized>(value: &T) -> crate::error::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(1024);
     crate::schema::write_json(&mut out, value)
