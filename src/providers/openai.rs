@@ -25,8 +25,7 @@ pub struct OpenAi;
 /// The native request body: the canonical request as it is (the gateway has already put the
 /// provider's model id in `model`).
 pub fn chat_request_body(req: &ChatRequest) -> Result<Vec<u8>> {
-    crate::schema::to_json_vec(req)
-        .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
+    transport::request_body(req)
 }
 
 pub fn parse_chat_response(body: &[u8]) -> Result<ChatResponse, String> {
@@ -43,8 +42,7 @@ pub fn read_chat_reply(body: &bytes::Bytes) -> Result<ChatReply, String> {
 }
 
 pub fn embeddings_request_body(req: &EmbeddingRequest) -> Result<Vec<u8>> {
-    crate::schema::to_json_vec(req)
-        .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
+    transport::request_body(req)
 }
 
 pub fn parse_embeddings_response(body: &[u8]) -> Result<EmbeddingResponse, String> {

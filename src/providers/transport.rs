@@ -106,6 +106,12 @@ pub fn request(call: &Call<'_>, method: http::Method, path: &str) -> RequestBuil
 pub const JSON: http::HeaderValue = http::HeaderValue::from_static("application/json");
 pub const EVENT_STREAM: http::HeaderValue = http::HeaderValue::from_static("text/event-stream");
 
+/// A native request body as JSON (see [`crate::schema::to_json_vec`]).
+pub fn request_body<T: serde::Serialize + ?Sized>(body: &T) -> Result<Vec<u8>> {
+    crate::schema::to_json_vec(body)
+        .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
+}
+
 pub fn json_post(call: &Call<'_>, path: &str, body: Vec<u8>) -> RequestBuilder {
     request(call, http::Method::POST, path)
         .header(http::header::CONTENT_TYPE, JSON)

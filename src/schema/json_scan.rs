@@ -184,7 +184,7 @@ impl<'a> Scanner<'a> {
     pub fn plain_str(&mut self) -> Scan<&'a str> {
         self.expect(b'"')?;
         let start = self.at;
-        let end = self.plain_run(start);
+        let end = plain_run(self.bytes, start);
         if self.bytes.get(end) != Some(&b'"') {
             return Err(Invalid);
         }
@@ -193,18 +193,12 @@ impl<'a> Scanner<'a> {
         Ok(&self.text[start..end])
     }
 
-    /// Where the plain run of a string starting at `from` ends (at a quote, a backslash, a
-    /// control character or the end of the document).
-    fn plain_run(&self, from: usize) -> usize {
-        plain_run(self.bytes, from)
-    }
-
     /// Any string, escapes validated; whether it is empty.
     pub fn any_str(&mut self) -> Scan<bool> {
         self.expect(b'"')?;
         let start = self.at;
         loop {
-            let at = self.plain_run(self.at);
+            let at = plain_run(self.bytes, self.at);
             match self.bytes.get(at) {
                 Some(b'"') => {
                     self.at = at + 1;

@@ -46,17 +46,16 @@ fn error_from(call: &Call<'_>, fetched: &Fetched) -> GatewayError {
     }
 }
 
-fn encode(body: &wire::MessagesRequest) -> Result<Vec<u8>> {
-    crate::schema::to_json_vec(body)
-        .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
-}
-
 impl Provider for Anthropic {
     async fn chat(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatResponse> {
         let translated = to_messages_request(req, false)?;
         let builder = headers(
             call,
-            transport::json_post(call, "/v1/messages", encode(&translated.body)?),
+            transport::json_post(
+                call,
+                "/v1/messages",
+                transport::request_body(&translated.body)?,
+            ),
         );
         let fetched = transport::fetch(call, builder).await?;
         if !(200..300).contains(&fetched.status) {
@@ -71,7 +70,11 @@ impl Provider for Anthropic {
         let translated = to_messages_request(req, true)?;
         let builder = headers(
             call,
-            transport::json_post(call, "/v1/messages", encode(&translated.body)?),
+            transport::json_post(
+                call,
+                "/v1/messages",
+                transport::request_body(&translated.body)?,
+            ),
         )
         .header(http::header::ACCEPT, transport::EVENT_STREAM);
         let (resp, deadline) = transport::open(call, builder).await?;

@@ -128,11 +128,6 @@ fn response_id(headers: &HeaderMap) -> String {
     }
 }
 
-fn encode<T: serde::Serialize>(body: &T) -> Result<Vec<u8>> {
-    crate::schema::to_json_vec(body)
-        .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
-}
-
 /// One InvokeModel call; the answer body and its headers.
 async fn invoke(call: &Call<'_>, model: &str, body: Vec<u8>) -> Result<Fetched> {
     let builder = post(
@@ -162,7 +157,7 @@ impl Provider for Bedrock {
         let builder = post(
             call,
             &model_path(&req.model, "converse"),
-            encode(&translated.body)?,
+            transport::request_body(&translated.body)?,
             None,
         )?;
         let fetched = transport::fetch(call, builder).await?;
@@ -184,7 +179,7 @@ impl Provider for Bedrock {
         let builder = post(
             call,
             &model_path(&req.model, "converse-stream"),
-            encode(&translated.body)?,
+            transport::request_body(&translated.body)?,
             None,
         )?;
         let (resp, deadline) = transport::open(call, builder).await?;
@@ -241,7 +236,7 @@ impl Provider for Bedrock {
             EmbedFamily::Titan => {
                 let bodies = texts
                     .iter()
-                    .map(|t| encode(&embeddings::titan_request(t, req)))
+                    .map(|t| transport::request_body(&embeddings::titan_request(t, req)))
                     .collect::<Result<Vec<_>>>()?;
                 let answers: Vec<Fetched> = futures_util::stream::iter(
                     bodies.into_iter().map(|b| invoke(call, &req.model, b)),
@@ -257,7 +252,7 @@ impl Provider for Bedrock {
             }
             EmbedFamily::Cohere => {
                 for batch in texts.chunks(COHERE_BATCH) {
-                    let body = encode(&embeddings::cohere_request(batch, req))?;
+                    let body = transport::request_body(&embeddings::cohere_request(batch, req))?;
                     let fetched = invoke(call, &req.model, body).await?;
                     let batch_vectors = embeddings::parse_cohere(&fetched.body).map_err(bad)?;
                     if batch_vectors.len() != batch.len() {

@@ -60,15 +60,10 @@ fn error_from(call: &Call<'_>, fetched: &Fetched) -> GatewayError {
     }
 }
 
-fn encode<T: serde::Serialize>(body: &T) -> Result<Vec<u8>> {
-    crate::schema::to_json_vec(body)
-        .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
-}
-
 impl Provider for Cohere {
     async fn chat(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChatResponse> {
         let call = &url_call(call);
-        let body = encode(&to_chat_request(req, false)?)?;
+        let body = transport::request_body(&to_chat_request(req, false)?)?;
         let builder = headers(call, transport::json_post(call, "/v2/chat", body));
         let fetched = transport::fetch(call, builder).await?;
         if !(200..300).contains(&fetched.status) {
@@ -81,7 +76,7 @@ impl Provider for Cohere {
 
     async fn chat_stream(&self, call: &Call<'_>, req: &ChatRequest) -> Result<ChunkStream> {
         let call = &url_call(call);
-        let body = encode(&to_chat_request(req, true)?)?;
+        let body = transport::request_body(&to_chat_request(req, true)?)?;
         let builder = headers(call, transport::json_post(call, "/v2/chat", body))
             .header(http::header::ACCEPT, "text/event-stream");
         let (resp, deadline) = transport::open(call, builder).await?;
@@ -104,7 +99,7 @@ impl Provider for Cohere {
         req: &EmbeddingRequest,
     ) -> Result<EmbeddingResponse> {
         let call = &url_call(call);
-        let body = encode(&to_embed_request(req)?)?;
+        let body = transport::request_body(&to_embed_request(req)?)?;
         let builder = headers(call, transport::json_post(call, "/v2/embed", body));
         let fetched = transport::fetch(call, builder).await?;
         if !(200..300).contains(&fetched.status) {

@@ -186,11 +186,6 @@ fn error_from(call: &Call<'_>, fetched: &Fetched) -> GatewayError {
     err
 }
 
-fn encode<T: serde::Serialize>(body: &T) -> Result<Vec<u8>> {
-    crate::schema::to_json_vec(body)
-        .map_err(|e| GatewayError::internal(format!("cannot encode request: {e}")))
-}
-
 async fn fetch_ok(call: &Call<'_>, builder: RequestBuilder) -> Result<Fetched> {
     let fetched = transport::fetch(call, builder).await?;
     if !(200..300).contains(&fetched.status) {
@@ -200,7 +195,7 @@ async fn fetch_ok(call: &Call<'_>, builder: RequestBuilder) -> Result<Fetched> {
 }
 
 async fn chat(flavor: Flavor, call: &Call<'_>, req: &ChatRequest) -> Result<ChatResponse> {
-    let body = encode(&to_generate_content_request(req)?)?;
+    let body = transport::request_body(&to_generate_content_request(req)?)?;
     let url = model_url(flavor, call, &req.model, "generateContent")?;
     let builder = authorize(call, post(call, url, body)).await?;
     let fetched = fetch_ok(call, builder).await?;
@@ -210,7 +205,7 @@ async fn chat(flavor: Flavor, call: &Call<'_>, req: &ChatRequest) -> Result<Chat
 }
 
 async fn chat_stream(flavor: Flavor, call: &Call<'_>, req: &ChatRequest) -> Result<ChunkStream> {
-    let body = encode(&to_generate_content_request(req)?)?;
+    let body = transport::request_body(&to_generate_content_request(req)?)?;
     let url = model_url(flavor, call, &req.model, "streamGenerateContent?alt=sse")?;
     let builder = authorize(call, post(call, url, body))
         .await?
@@ -243,7 +238,7 @@ impl Provider for Gemini {
         call: &Call<'_>,
         req: &EmbeddingRequest,
     ) -> Result<EmbeddingResponse> {
-        let body = encode(&embed::to_batch_embed_request(req)?)?;
+        let body = transport::request_body(&embed::to_batch_embed_request(req)?)?;
         let url = model_url(Flavor::Gemini, call, &req.model, "batchEmbedContents")?;
         let builder = authorize(call, post(call, url, body)).await?;
         let fetched = fetch_ok(call, builder).await?;
@@ -286,7 +281,7 @@ impl Provider for Vertex {
         call: &Call<'_>,
         req: &EmbeddingRequest,
     ) -> Result<EmbeddingResponse> {
-        let body = encode(&embed::to_predict_request(req)?)?;
+        let body = transport::request_body(&embed::to_predict_request(req)?)?;
         let url = model_url(Flavor::Vertex, call, &req.model, "predict")?;
         let builder = authorize(call, post(call, url, body)).await?;
         let fetched = fetch_ok(call, builder).await?;
