@@ -15,8 +15,8 @@ use super::transport::{self, Fetched, TimedBody, UpstreamErrorBody};
 use super::{Call, ChunkStream, Provider, ReplyStream};
 use crate::error::{ErrorKind, GatewayError, Result};
 use crate::schema::{
-    ChatChunk, ChatReply, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Model,
-    ModelList, RawChatResponse, RawChunk, StreamChunk,
+    ChatChunk, ChatReply, ChatRequest, ChatResponse, ChunkShape, EmbeddingRequest,
+    EmbeddingResponse, Model, ModelList, RawChatResponse, StreamChunk,
 };
 use crate::sse::{SseDecoder, SseEvent};
 
@@ -203,17 +203,20 @@ impl StreamTranslator<SseEvent> for OpenAiStreamTranslator {
 }
 
 /// The OpenAI stream translation for a caller that passes OpenAI JSON on: a complete chunk is
-/// kept as it came ([`RawChunk::check`]), anything else is parsed as by
+/// kept as it came ([`ChunkShape::check`]), anything else is parsed as by
 /// [`OpenAiStreamTranslator`] (which also turns error events into errors).
 #[derive(Debug, Default)]
 pub struct OpenAiRawTranslator {
     parsed: OpenAiStreamTranslator,
+    /// The last chunk kept as it came, which the next one is checked against.
+    shape: ChunkShape,
 }
 
 impl OpenAiRawTranslator {
     pub fn new(provider: std::sync::Arc<str>) -> Self {
         OpenAiRawTranslator {
             parsed: OpenAiStreamTranslator::new(provider),
+            shape: ChunkShape::default(),
         }
     }
 }
@@ -225,7 +228,7 @@ impl StreamTranslator<SseEvent> for OpenAiRawTranslator {
         if event.data.trim() == "[DONE]" {
             return Ok(Flow::Done);
         }
-        match RawChunk::check(event.data) {
+        match self.shape.check(event.data) {
             Ok(raw) => {
                 if !raw.finished.is_empty() {
                     self.parsed.saw_finish = true;

@@ -9,6 +9,10 @@
 //! surrogate, nesting deeper than serde_json's limit) is a failure, which sends the document to
 //! the parsing path, where serde_json reads and reports it. The tests of both checks compare
 //! their verdicts with serde's on every truncation and many corruptions of their fixtures.
+//!
+//! A recording scanner also notes the strings it validated without reading them ([`Slot`]s), so
+//! that the next chunk of a stream can be checked by comparing it with the last one
+//! (`raw_stream::ChunkShape`).
 
 /// The document is not one the checks vouch for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +74,36 @@ const fn stop_bytes(word: u64) -> u64 {
         | bytes_below(word ^ (EACH_BYTE * b'\\' as u64), 1)
 }
 
+/// A string value whose text a check validated but did not read (see [`Scanner::recording`]):
+/// another document that differs from this one only in such strings gets the same verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    /// The opening quote.
+    pub start: usize,
+    /// Past the closing quote.
+    pub end: usize,
+    pub kind: SlotKind,
+}
+
+/// How a [`Slot`]'s string was read, and so how a string in its place must be read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    /// Without escapes ([`Scanner::unread_plain_str`]).
+    Plain,
+    /// Escapes validated ([`Scanner::skip`]).
+    Any,
+    /// Escapes validated, and whether it is empty is read ([`Scanner::token_str`]).
+    Token,
+}
+
 #[derive(Clone)]
 pub struct Scanner<'a> {
     bytes: &'a [u8],
     text: &'a str,
     at: usize,
     depth: u32,
+    /// The slots seen so far, when recording.
+    slots: Option<Vec<Slot>>,
 }
 
 impl<'a> Scanner<'a> {
@@ -85,6 +113,45 @@ impl<'a> Scanner<'a> {
             text,
             at: 0,
             depth: 0,
+            slots: None,
+        }
+    }
+
+    /// A scanner that notes the [`Slot`]s of the document it reads ([`Scanner::into_slots`]).
+    pub fn recording(text: &'a str) -> Self {
+        Scanner {
+            slots: Some(Vec::new()),
+            ..Scanner::new(text)
+        }
+    }
+
+    /// The slots noted, in document order (none if not recording).
+    pub fn into_slots(self) -> Vec<Slot> {
+        self.slots.unwrap_or_default()
+    }
+
+    /// Reads a string of `kind` at `at` (its opening quote) in `text`, as a slot of that kind was
+    /// read: where it ends, and whether it is empty. `None` if it is not one.
+    pub fn slot_at(text: &'a str, at: usize, kind: SlotKind) -> Option<(usize, bool)> {
+        let mut s = Scanner {
+            at,
+            ..Scanner::new(text)
+        };
+        let empty = match kind {
+            SlotKind::Plain => s.plain_str().ok()?.is_empty(),
+            SlotKind::Any | SlotKind::Token => s.any_str().ok()?,
+        };
+        Some((s.at, empty))
+    }
+
+    /// Notes the string that started at `start` and just ended as a slot, when recording.
+    fn note(&mut self, start: usize, kind: SlotKind) {
+        if let Some(slots) = &mut self.slots {
+            slots.push(Slot {
+                start,
+                end: self.at,
+                kind,
+            });
         }
     }
 
@@ -191,6 +258,26 @@ impl<'a> Scanner<'a> {
         self.at = end + 1;
         // Boundaries at ASCII quotes of a `str`: on character boundaries.
         Ok(&self.text[start..end])
+    }
+
+    /// A string without escapes whose text the check does not read (a [`SlotKind::Plain`]
+    /// slot).
+    pub fn unread_plain_str(&mut self) -> Scan<()> {
+        self.skip_whitespace();
+        let start = self.at;
+        self.plain_str()?;
+        self.note(start, SlotKind::Plain);
+        Ok(())
+    }
+
+    /// Any string, escapes validated, of which the check reads only whether it is empty (a
+    /// [`SlotKind::Token`] slot); whether it is not.
+    pub fn token_str(&mut self) -> Scan<bool> {
+        self.skip_whitespace();
+        let start = self.at;
+        let empty = self.any_str()?;
+        self.note(start, SlotKind::Token);
+        Ok(!empty)
     }
 
     /// Any string, escapes validated; whether it is empty.
@@ -311,7 +398,12 @@ impl<'a> Scanner<'a> {
         match self.peek()? {
             b'{' => self.object(|s, _| s.skip()),
             b'[' => self.array(Self::skip),
-            b'"' => self.any_str().map(drop),
+            b'"' => {
+                let start = self.at;
+                self.any_str()?;
+                self.note(start, SlotKind::Any);
+                Ok(())
+            }
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),

@@ -47,17 +47,16 @@ pub(super) struct TopLevel<C> {
 }
 
 pub(super) fn check_top_level<'a, C>(
-    text: &'a str,
+    s: &mut Scanner<'a>,
     mut choice: impl FnMut(&mut Scanner<'a>) -> Scan<C>,
 ) -> Scan<TopLevel<C>> {
-    let mut s = Scanner::new(text);
     let (mut id, mut object, mut created, mut model) = (None, None, None, None);
     let (mut choices, mut usage) = (None, None);
     s.object(|s, key| match key {
-        "id" => once(&mut id, s.plain_str()?),
-        "object" => once(&mut object, s.plain_str()?),
+        "id" => once(&mut id, s.unread_plain_str()?),
+        "object" => once(&mut object, s.unread_plain_str()?),
         "created" => once(&mut created, s.u64()?),
-        "model" => once(&mut model, s.plain_str()?),
+        "model" => once(&mut model, s.unread_plain_str()?),
         "choices" => {
             let mut list = Vec::new();
             s.array(|s| {
@@ -215,7 +214,7 @@ impl RawChatResponse {
     pub fn check(body: &Bytes) -> Option<RawChatResponse> {
         // UTF-8 checked over the whole body at once: the scanner reads a `str`.
         let text = std::str::from_utf8(body).ok()?;
-        let checked = check_top_level(text, answer_choice).ok()?;
+        let checked = check_top_level(&mut Scanner::new(text), answer_choice).ok()?;
         Some(RawChatResponse {
             body: body.clone(),
             usage: checked.usage,

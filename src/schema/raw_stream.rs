@@ -5,11 +5,12 @@
 //! [`ChatChunk`] and encoded back into the same JSON, give or take layout and explicit nulls. A
 //! [`RawChunk`] keeps the chunk's text and reads only what the gateway accounts with (usage,
 //! finish reasons, whether it carries a token); [`StreamChunk::into_parsed`] gives the parsed form
-//! to anything that needs it.
+//! to anything that needs it. A stream's chunks are checked against the last one's
+//! [`ChunkShape`], which mostly spares walking each again.
 
 use bytes::Bytes;
 
-use super::json_scan::{Invalid, Scan, Scanner, once};
+use super::json_scan::{Invalid, Scan, Scanner, Slot, SlotKind, once};
 use super::raw;
 use super::{ChatChunk, FinishReason, Usage};
 
@@ -57,82 +58,213 @@ pub struct StreamSummary {
 struct CheckedChoice {
     index: u32,
     finish_reason: Option<FinishReason>,
-    has_token: bool,
+    delta: Delta,
+}
+
+/// What a delta says about tokens ([`ChatChunk::has_token`]).
+#[derive(Clone, Copy)]
+struct Delta {
+    /// Its content is a string that is not empty.
+    text: bool,
+    /// It carries tool calls.
+    tool_calls: bool,
 }
 
 fn chunk_choice(s: &mut Scanner<'_>) -> Scan<CheckedChoice> {
     let (mut at, mut delta, mut finish, mut logprobs) = (None, None, None, None);
     s.object(|s, key| match key {
         "index" => once(&mut at, raw::index(s)?),
-        "delta" => once(&mut delta, delta_has_token(s)?),
+        "delta" => once(&mut delta, read_delta(s)?),
         "finish_reason" => once(&mut finish, raw::nullable(s, raw::finish_reason)?),
         "logprobs" => once(&mut logprobs, s.skip()?),
         _ => s.skip(),
     })?;
     match (at, delta, finish, logprobs) {
-        (Some(index), Some(has_token), Some(finish_reason), Some(())) => Ok(CheckedChoice {
+        (Some(index), Some(delta), Some(finish_reason), Some(())) => Ok(CheckedChoice {
             index,
             finish_reason,
-            has_token,
+            delta,
         }),
         _ => Err(Invalid),
     }
 }
 
-/// Whether a delta carries a token ([`ChatChunk::has_token`]): content text, or tool calls.
-fn delta_has_token(s: &mut Scanner<'_>) -> Scan<bool> {
+fn read_delta(s: &mut Scanner<'_>) -> Scan<Delta> {
     let (mut role, mut text, mut tool_calls) = (None, None, None);
     s.object(|s, key| match key {
         "role" => once(&mut role, raw::nullable(s, raw::role)?),
-        "content" => once(
-            &mut text,
-            raw::nullable(s, |s| s.any_str().map(|empty| !empty))?,
-        ),
+        "content" => once(&mut text, raw::nullable(s, Scanner::token_str)?),
         "tool_calls" => once(&mut tool_calls, raw::nullable(s, Scanner::skip)?.is_some()),
         _ => s.skip(),
     })?;
-    Ok(text.flatten().unwrap_or(false) || tool_calls.unwrap_or(false))
+    Ok(Delta {
+        text: text.flatten().unwrap_or(false),
+        tool_calls: tool_calls.unwrap_or(false),
+    })
 }
 
-impl RawChunk {
-    /// Keeps `data` (the text of one `data:` event) as it is if it is a complete OpenAI chunk
-    /// (see `raw::check_top_level`) that can be framed as one `data:` line again; gives it back if it must be
-    /// parsed (which also reports what is wrong with it).
-    pub fn check(data: String) -> Result<RawChunk, String> {
-        let text = data.trim();
-        // A multi-line event would need one `data:` field per line to be passed on.
-        if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
-            return Err(data);
-        }
-        let Ok(checked) = raw::check_top_level(text, chunk_choice) else {
-            return Err(data);
-        };
-        let has_token = checked.choices.iter().any(|c| c.has_token);
-        let choices = checked.choices.len();
-        let finished = checked
-            .choices
-            .into_iter()
-            .filter_map(|c| Some((c.index, c.finish_reason?)))
-            .collect();
-        let usage = checked.usage.map(Box::new);
-        let start = text.as_ptr() as usize - data.as_ptr() as usize;
-        let end = start + text.len();
-        let mut data = Bytes::from(data);
-        if start != 0 || end != data.len() {
-            data = data.slice(start..end);
-        }
-        Ok(RawChunk {
+/// A chunk that passed the check, with what else the check found.
+struct Checked {
+    chunk: RawChunk,
+    /// Some choice carries tool calls.
+    tool_calls: bool,
+    /// The strings read but not looked into, if the check recorded them.
+    slots: Vec<Slot>,
+}
+
+/// The full check of a chunk's (trimmed) text, recording its slots if `record`.
+fn check_text(data: String, record: bool) -> Result<Checked, String> {
+    let text = data.trim();
+    // A multi-line event would need one `data:` field per line to be passed on.
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+        return Err(data);
+    }
+    let mut scanner = if record {
+        Scanner::recording(text)
+    } else {
+        Scanner::new(text)
+    };
+    let Ok(checked) = raw::check_top_level(&mut scanner, chunk_choice) else {
+        return Err(data);
+    };
+    let slots = scanner.into_slots();
+    let has_token = checked
+        .choices
+        .iter()
+        .any(|c| c.delta.text || c.delta.tool_calls);
+    let tool_calls = checked.choices.iter().any(|c| c.delta.tool_calls);
+    let choices = checked.choices.len();
+    let finished = checked
+        .choices
+        .into_iter()
+        .filter_map(|c| Some((c.index, c.finish_reason?)))
+        .collect();
+    let usage = checked.usage.map(Box::new);
+    let range = range_in(&data, text);
+    let data = slice_of(data, range);
+    Ok(Checked {
+        chunk: RawChunk {
             data,
             usage,
             finished,
             has_token,
             choices,
-        })
+        },
+        tool_calls,
+        slots,
+    })
+}
+
+/// Where `part` (a slice of `whole`) is in `whole`.
+fn range_in(whole: &str, part: &str) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// `range` of `data`, without a copy.
+fn slice_of(data: String, range: std::ops::Range<usize>) -> Bytes {
+    let whole = range.start == 0 && range.end == data.len();
+    let data = Bytes::from(data);
+    if whole { data } else { data.slice(range) }
+}
+
+impl RawChunk {
+    /// Keeps `data` (the text of one `data:` event) as it is if it is a complete OpenAI chunk
+    /// (see `raw::check_top_level`) that can be framed as one `data:` line again; gives it back
+    /// if it must be parsed (which also reports what is wrong with it). [`ChunkShape::check`]
+    /// gives the same verdict for the chunks of a stream, mostly at a fraction of the cost.
+    pub fn check(data: String) -> Result<RawChunk, String> {
+        check_text(data, false).map(|checked| checked.chunk)
     }
 
     /// The parsed form of the chunk.
     pub fn parse(&self) -> Result<ChatChunk, String> {
         crate::schema::json_from_bytes(&self.data).map_err(|e| e.to_string())
+    }
+}
+
+/// The shape of a stream's last chunk that passed [`RawChunk::check`], to check the next ones
+/// against.
+///
+/// A stream's chunks mostly differ only in strings the check validates but does not read: the
+/// token's text, and for some upstreams an id or a padding field. A chunk whose text is the
+/// shape's outside those strings (its slots), and whose strings there read as a slot of
+/// their kind, gets the shape's verdict without being walked again: the check is a
+/// deterministic walk, so it reaches each slot in the same state, and leaves it in the same
+/// state whatever string of the slot's kind it reads there. Of those strings only whether the
+/// token text is empty is read. Any other chunk is checked in full and becomes the shape.
+#[derive(Debug, Default)]
+pub struct ChunkShape {
+    learned: Option<Shape>,
+}
+
+#[derive(Debug)]
+struct Shape {
+    /// The chunk the shape was learned from (trimmed).
+    text: Bytes,
+    slots: Vec<Slot>,
+    finished: Vec<(u32, FinishReason)>,
+    choices: usize,
+    /// Some choice carries tool calls: a token, whatever the text slots hold.
+    tool_calls: bool,
+}
+
+impl Shape {
+    /// Whether `text` has this shape, and if so, whether it carries a token.
+    fn has_token(&self, text: &str) -> Option<bool> {
+        let (learned, bytes) = (&self.text[..], text.as_bytes());
+        let (mut from, mut at) = (0, 0);
+        let mut text_in_slots = false;
+        for slot in &self.slots {
+            // Mostly the slot holds the same string as in the learned chunk (an id, a model),
+            // compared with what comes before it at once: the same bytes are the same string.
+            let same_string = &learned[from..slot.end];
+            if bytes.get(at..at + same_string.len()) == Some(same_string) {
+                text_in_slots |= slot.kind == SlotKind::Token && slot.end - slot.start > 2;
+                (from, at) = (slot.end, at + same_string.len());
+                continue;
+            }
+            let same = &learned[from..slot.start];
+            if bytes.get(at..at + same.len())? != same {
+                return None;
+            }
+            let (end, empty) = Scanner::slot_at(text, at + same.len(), slot.kind)?;
+            text_in_slots |= slot.kind == SlotKind::Token && !empty;
+            (from, at) = (slot.end, end);
+        }
+        (bytes[at..] == learned[from..]).then_some(self.tool_calls || text_in_slots)
+    }
+}
+
+impl ChunkShape {
+    /// [`RawChunk::check`], for the next chunk of the stream.
+    pub fn check(&mut self, data: String) -> Result<RawChunk, String> {
+        if let Some(shape) = &self.learned {
+            let text = data.trim();
+            if let Some(has_token) = shape.has_token(text) {
+                let range = range_in(&data, text);
+                return Ok(RawChunk {
+                    data: slice_of(data, range),
+                    usage: None,
+                    finished: shape.finished.clone(),
+                    has_token,
+                    choices: shape.choices,
+                });
+            }
+        }
+        let checked = check_text(data, true)?;
+        // Not from a chunk with usage: its strings may be read (usage with fields beyond the
+        // token counts is read by serde), and a stream has one such chunk, the last.
+        if checked.chunk.usage.is_none() {
+            self.learned = Some(Shape {
+                text: checked.chunk.data.clone(),
+                slots: checked.slots,
+                finished: checked.chunk.finished.clone(),
+                choices: checked.chunk.choices,
+                tool_calls: checked.tool_calls,
+            });
+        }
+        Ok(checked.chunk)
     }
 }
 
@@ -398,5 +530,112 @@ mod tests {
         let expected: ChatChunk = serde_json::from_str(&data).unwrap();
         let raw = StreamChunk::Raw(RawChunk::check(data).unwrap());
         assert_eq!(raw.into_parsed().unwrap(), expected);
+    }
+
+    /// The chunks of one stream as an upstream sends them: the same id, model and layout, a
+    /// different token each time, and (as OpenAI's `obfuscation` field) a padding string that
+    /// changes too.
+    fn stream_of(tokens: &[&str]) -> Vec<String> {
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(i, token)| {
+                json!({
+                    "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 7,
+                    "model": "gpt-4o-mini", "service_tier": "default",
+                    "system_fingerprint": "fp_1",
+                    "choices": [{"index": 0, "delta": {"content": token},
+                                 "logprobs": null, "finish_reason": null}],
+                    "obfuscation": "x".repeat(i % 5),
+                })
+                .to_string()
+            })
+            .collect()
+    }
+
+    fn learned(chunk: &str) -> ChunkShape {
+        let mut shape = ChunkShape::default();
+        shape
+            .check(chunk.to_string())
+            .expect("a chunk to learn from");
+        assert!(shape.learned.is_some(), "{chunk}");
+        shape
+    }
+
+    #[test]
+    fn a_chunk_checked_against_a_shape_gets_the_full_checks_verdict() {
+        use crate::schema::raw_oracle;
+        let fixture = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/openai/stream_tool_call.sse"
+        ))
+        .unwrap();
+        let tool_stream: Vec<String> = fixture
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter(|d| d.starts_with('{') && !d.contains("\"usage\":{"))
+            .map(str::to_string)
+            .collect();
+        let text_stream = stream_of(&["Hel", "lo", "", "\\n", "caf\u{e9} \u{1F600}", "a\"b"]);
+        let mut hits = 0;
+        for stream in [&tool_stream, &text_stream] {
+            for learned_from in stream {
+                let mut candidates = stream.clone();
+                candidates.extend(raw_oracle::corruptions(learned_from));
+                candidates.push(format!(" {learned_from}\n"));
+                candidates.push(learned_from.replace("\"Hel\"", "\"H\\u00e9\""));
+                candidates.push(learned_from.replace("\"Hel\"", "\"\\ud800\""));
+                candidates.push(learned_from.replace("chatcmpl-1", "chatcmpl\\u0031"));
+                for text in candidates {
+                    let mut shape = learned(learned_from);
+                    if shape
+                        .learned
+                        .as_ref()
+                        .unwrap()
+                        .has_token(text.trim())
+                        .is_some()
+                    {
+                        hits += 1;
+                    }
+                    assert_eq!(
+                        shape.check(text.clone()),
+                        RawChunk::check(text.clone()),
+                        "{text}\nagainst the shape of\n{learned_from}"
+                    );
+                }
+            }
+        }
+        // Every chunk of a stream but the first and the last of the tool call has its
+        // neighbours' shape; so do the corruptions inside a string that stay valid.
+        assert!(hits > 200, "{hits}");
+    }
+
+    #[test]
+    fn the_chunks_of_a_stream_are_checked_against_the_first_ones_shape() {
+        let chunks = stream_of(&["You ", "said", ": ", "", "x"]);
+        let mut shape = ChunkShape::default();
+        let read: Vec<_> = chunks
+            .iter()
+            .map(|c| shape.check(c.clone()).map(|r| r.has_token))
+            .collect();
+        assert_eq!(read, [Ok(true), Ok(true), Ok(true), Ok(false), Ok(true)]);
+        let learned = shape.learned.as_ref().unwrap();
+        assert_eq!(&learned.text[..], chunks[0].as_bytes(), "learned once");
+        let kinds: Vec<_> = learned.slots.iter().map(|s| s.kind).collect();
+        use SlotKind::*;
+        // In the order `json!` writes them: the token, then id, model, obfuscation, object,
+        // service_tier and system_fingerprint.
+        assert_eq!(kinds, [Token, Plain, Plain, Any, Plain, Any, Any]);
+
+        // A chunk that says something else (a finish reason) is checked in full, and becomes
+        // the shape.
+        let last = chunks[0].replace("\"finish_reason\":null", "\"finish_reason\":\"stop\"");
+        let raw = shape.check(last.clone()).unwrap();
+        assert_eq!(raw.finished, [(0, FinishReason::Stop)]);
+        assert_eq!(&shape.learned.as_ref().unwrap().text[..], last.as_bytes());
+        // A chunk with usage is not learned from.
+        let usage = r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7,"note":"x"}}"#;
+        assert!(shape.check(usage.to_string()).unwrap().usage.is_some());
+        assert_eq!(&shape.learned.as_ref().unwrap().text[..], last.as_bytes());
     }
 }

@@ -3,7 +3,7 @@
 
 pub mod eventstream;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -23,13 +23,19 @@ pub struct SseDecoder {
     buf: BytesMut,
     /// Bytes of `buf` already scanned for a line end (avoids rescanning on every push).
     scanned: usize,
+    fields: Fields,
+    seen_first_line: bool,
+    /// A `\r` ended the previous line; a `\n` right after it belongs to the same line end.
+    pending_cr: bool,
+}
+
+/// The fields of the event being read.
+#[derive(Debug, Default)]
+struct Fields {
     event: Option<String>,
     data: String,
     has_data: bool,
     id: Option<String>,
-    seen_first_line: bool,
-    /// A `\r` ended the previous line; a `\n` right after it belongs to the same line end.
-    pending_cr: bool,
 }
 
 impl SseDecoder {
@@ -51,7 +57,7 @@ impl SseDecoder {
         loop {
             if self.pending_cr && !self.buf.is_empty() {
                 if self.buf[0] == b'\n' {
-                    let _ = self.buf.split_to(1);
+                    self.buf.advance(1);
                 }
                 self.pending_cr = false;
             }
@@ -61,18 +67,19 @@ impl SseDecoder {
                 return None;
             };
             let end = self.scanned + rel;
-            let line = self.buf.split_to(end + 1);
             self.scanned = 0;
-            if line[end] == b'\r' {
-                self.pending_cr = true;
-            }
-            let mut line = &line[..end];
+            self.pending_cr = self.buf[end] == b'\r';
+            let mut line = &self.buf[..end];
             if !self.seen_first_line {
                 self.seen_first_line = true;
                 line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
             }
-            if let Some(ev) = self.process_line(line) {
-                return Some(ev);
+            // Read in place, then dropped from the buffer: moving the start of a `BytesMut` is
+            // cheaper than splitting the line off as a buffer of its own.
+            let event = self.fields.line(line);
+            self.buf.advance(end + 1);
+            if event.is_some() {
+                return event;
             }
         }
     }
@@ -80,13 +87,16 @@ impl SseDecoder {
     /// Call when the byte stream ends: an event not terminated by a blank line is discarded, as the
     /// spec says. Returns whether unterminated data was lost (a truncated stream).
     pub fn finish(&mut self) -> bool {
-        let lost = self.has_data || !self.buf.iter().all(|b| b.is_ascii_whitespace());
+        let lost = self.fields.has_data || !self.buf.iter().all(|b| b.is_ascii_whitespace());
         self.buf.clear();
         self.scanned = 0;
         lost
     }
+}
 
-    fn process_line(&mut self, line: &[u8]) -> Option<SseEvent> {
+impl Fields {
+    /// Takes in one line; the event it completes, if any.
+    fn line(&mut self, line: &[u8]) -> Option<SseEvent> {
         if line.is_empty() {
             return self.dispatch();
         }
