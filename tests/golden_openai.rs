@@ -123,6 +123,30 @@ fn incomplete_chunks_errors_and_truncation_take_the_parsing_path() {
 }
 
 #[test]
+fn the_done_marker_ends_a_passed_on_stream_whatever_the_whitespace_around_it() {
+    use ferrogate::providers::stream::{Flow, StreamTranslator};
+    let frame = |data: &str| {
+        let mut t = OpenAiRawTranslator::new(Arc::from("openai"));
+        let event = ferrogate::sse::SseEvent {
+            data: data.to_string(),
+            ..Default::default()
+        };
+        t.frame(event, &mut std::collections::VecDeque::new())
+            .map_err(|e| e.kind)
+    };
+    for done in ["[DONE]", " [DONE]", "[DONE] ", "\t [DONE]\u{a0}"] {
+        assert_eq!(frame(done), Ok(Flow::Done), "{done:?}");
+    }
+    for not_done in ["[DONE]x", "[DONE] [DONE]", "[DONE"] {
+        assert_eq!(
+            frame(not_done),
+            Err(ErrorKind::BadUpstreamResponse),
+            "{not_done:?}"
+        );
+    }
+}
+
+#[test]
 fn response_and_error_parsing() {
     let resp = parse_chat_response(&read_fixture("openai/chat_response.json")).unwrap();
     assert_golden(

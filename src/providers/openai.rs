@@ -225,7 +225,10 @@ impl StreamTranslator<SseEvent> for OpenAiRawTranslator {
     type Chunk = StreamChunk;
 
     fn frame(&mut self, event: SseEvent, out: &mut VecDeque<StreamChunk>) -> Result<Flow> {
-        if event.data.trim() == "[DONE]" {
+        // Trimmed from the start first: a chunk stops that at its first byte.
+        if let Some(rest) = event.data.trim_start().strip_prefix("[DONE]")
+            && rest.trim_end().is_empty()
+        {
             return Ok(Flow::Done);
         }
         match self.shape.check(event.data) {
