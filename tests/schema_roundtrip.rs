@@ -90,6 +90,34 @@ fn chunk_embeddings_models_keep_every_field() {
 }
 
 #[test]
+fn numbers_reach_the_upstream_as_the_client_wrote_them() {
+    // The shortest forms of doubles (as a client's JSON writer gives them) that a parser
+    // without correct rounding reads one unit in the last place off, and integers at the
+    // limits of their types: the request sent upstream must say the same numbers.
+    let numbers = "[-2.568681713227542e+174,-8.583709933403243e-175,6.464469871759015e-257,\
+                   3.155944673755724e+31,0.30000000000000004,18446744073709551615,\
+                   -9223372036854775808]";
+    let body = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],
+            "temperature":0.30000000000000004,"x_numbers":{numbers},
+            "x_halfway":9007199254740993.0}}"#
+    );
+    let request: ChatRequest = parse_json(body.as_bytes()).unwrap();
+    let sent = String::from_utf8(to_json_vec(&request).unwrap()).unwrap();
+    let numbers: String = numbers.split_whitespace().collect();
+    assert!(
+        sent.contains(&format!(r#""x_numbers":{numbers}"#)),
+        "{sent}"
+    );
+    assert!(
+        sent.contains(r#""temperature":0.30000000000000004"#),
+        "{sent}"
+    );
+    // Halfway between two doubles: rounded to the even one, as IEEE 754 says.
+    assert!(sent.contains(r#""x_halfway":9007199254740992.0"#), "{sent}");
+}
+
+#[test]
 fn bad_requests_name_the_field() {
     let cases = [
         (
