@@ -108,22 +108,18 @@ struct Checked {
     chunk: RawChunk,
     /// Some choice carries tool calls.
     tool_calls: bool,
-    /// The strings read but not looked into, if the check recorded them.
+    /// The strings read but not looked into.
     slots: Vec<Slot>,
 }
 
-/// The full check of a chunk's (trimmed) text, recording its slots if `record`.
-fn check_text(data: String, record: bool) -> Result<Checked, String> {
+/// The full check of a chunk's (trimmed) text, recording its slots.
+fn check_text(data: String) -> Result<Checked, String> {
     let text = data.trim();
     // A multi-line event would need one `data:` field per line to be passed on.
     if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
         return Err(data);
     }
-    let mut scanner = if record {
-        Scanner::recording(text)
-    } else {
-        Scanner::new(text)
-    };
+    let mut scanner = Scanner::recording(text);
     let Ok(checked) = raw::check_top_level(&mut scanner, chunk_choice) else {
         return Err(data);
     };
@@ -171,10 +167,11 @@ fn slice_of(data: String, range: std::ops::Range<usize>) -> Bytes {
 impl RawChunk {
     /// Keeps `data` (the text of one `data:` event) as it is if it is a complete OpenAI chunk
     /// (see `raw::check_top_level`) that can be framed as one `data:` line again; gives it back
-    /// if it must be parsed (which also reports what is wrong with it). [`ChunkShape::check`]
-    /// gives the same verdict for the chunks of a stream, mostly at a fraction of the cost.
+    /// if it must be parsed (which also reports what is wrong with it). A stream's chunks are
+    /// checked with [`ChunkShape::check`], which gives the same verdict, mostly at a fraction of
+    /// the cost; this is that check with nothing learned yet.
     pub fn check(data: String) -> Result<RawChunk, String> {
-        check_text(data, false).map(|checked| checked.chunk)
+        ChunkShape::default().check(data)
     }
 
     /// The parsed form of the chunk.
@@ -252,7 +249,7 @@ impl ChunkShape {
                 });
             }
         }
-        let checked = check_text(data, true)?;
+        let checked = check_text(data)?;
         // Not from a chunk with usage: its strings may be read (usage with fields beyond the
         // token counts is read by serde), and a stream has one such chunk, the last.
         if checked.chunk.usage.is_none() {
